@@ -1,0 +1,83 @@
+//! Configuration comes from environment variables, each with a local default documented in the
+//! README's table. A value that is set but does not parse is an error, never silently the default.
+
+use std::str::FromStr;
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    pub name: String,
+    pub value: String,
+    pub reason: String,
+}
+
+/// The variable's value, or `default` when it is unset or empty.
+pub fn env_or(name: &str, default: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => default.to_string(),
+    }
+}
+
+/// The variable parsed as `T`, or `default` when it is unset or empty.
+pub fn env_parse<T>(name: &str, default: T) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v.parse().map_err(|e: T::Err| ConfigError {
+            name: name.to_string(),
+            value: v.clone(),
+            reason: e.to_string(),
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// The shared addresses of the local stack; every binary reads the ones it needs.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// `KAFKA_BROKERS`, comma-separated bootstrap servers.
+    pub kafka_brokers: String,
+    /// `SCHEMA_REGISTRY_URL`.
+    pub schema_registry_url: String,
+    /// `CLICKHOUSE_URL` (HTTP interface).
+    pub clickhouse_url: String,
+    /// `CLICKHOUSE_DATABASE`.
+    pub clickhouse_database: String,
+    /// `MONGO_URL`.
+    pub mongo_url: String,
+    /// `MONGO_DATABASE`.
+    pub mongo_database: String,
+    /// `REDIS_URL`.
+    pub redis_url: String,
+}
+
+impl StackConfig {
+    pub fn from_env() -> Self {
+        Self {
+            kafka_brokers: env_or("KAFKA_BROKERS", "127.0.0.1:9092"),
+            schema_registry_url: env_or("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
+            clickhouse_url: env_or("CLICKHOUSE_URL", "http://127.0.0.1:8123"),
+            clickhouse_database: env_or("CLICKHOUSE_DATABASE", "ugc"),
+            mongo_url: env_or("MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true"),
+            mongo_database: env_or("MONGO_DATABASE", "ugc"),
+            redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_variable_gives_default_and_bad_value_is_an_error() {
+        assert_eq!(env_parse::<u32>("COMMON_TEST_UNSET_VAR", 7).unwrap(), 7);
+        std::env::set_var("COMMON_TEST_BAD_VAR", "seven");
+        let err = env_parse::<u32>("COMMON_TEST_BAD_VAR", 7).unwrap_err();
+        assert_eq!(err.name, "COMMON_TEST_BAD_VAR");
+        assert!(err.to_string().contains("seven"));
+    }
+}

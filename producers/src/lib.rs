@@ -1,0 +1,158 @@
+//! Kafka producing for the pipeline: an idempotent producer that encodes events as Avro through the
+//! schema registry, and topic administration.
+
+pub mod admin;
+
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use schemas::{Codec, CodecError, Event};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("encoding the event: {0}")]
+    Encode(#[from] CodecError),
+    /// The local queue is full: the broker is not keeping up or not reachable.
+    #[error("the producer queue is full")]
+    QueueFull,
+    /// The broker did not acknowledge within the delivery bound.
+    #[error("kafka did not acknowledge in time: {0}")]
+    Delivery(KafkaError),
+    #[error("kafka client: {0}")]
+    Client(KafkaError),
+    #[error("creating topic {topic}: {code}")]
+    Admin { topic: String, code: RDKafkaErrorCode },
+}
+
+impl ProduceError {
+    /// True when the write may succeed later (callers answer 503 / retry), false for a broken
+    /// contract or configuration.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProduceError::Encode(e) => e.is_retriable(),
+            ProduceError::QueueFull | ProduceError::Delivery(_) => true,
+            ProduceError::Client(_) | ProduceError::Admin { .. } => false,
+        }
+    }
+}
+
+/// Producer settings; `from_env` documents the variables.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub brokers: String,
+    /// `KAFKA_DELIVERY_TIMEOUT_MS`: how long a write may wait for the broker's ack before it fails
+    /// (the API then answers 503). librdkafka retries within this bound.
+    pub delivery_timeout: Duration,
+    /// `KAFKA_LINGER_MS`: how long the producer waits to fill a batch.
+    pub linger_ms: u32,
+    /// `KAFKA_QUEUE_MAX_MESSAGES`: the local queue bound; beyond it writes fail fast.
+    pub queue_max_messages: u32,
+}
+
+impl ProducerConfig {
+    pub fn from_env(brokers: &str) -> Result<Self, common::config::ConfigError> {
+        use common::config::env_parse;
+        Ok(Self {
+            brokers: brokers.to_string(),
+            delivery_timeout: Duration::from_millis(env_parse("KAFKA_DELIVERY_TIMEOUT_MS", 5000)?),
+            linger_ms: env_parse("KAFKA_LINGER_MS", 2)?,
+            queue_max_messages: env_parse("KAFKA_QUEUE_MAX_MESSAGES", 100_000)?,
+        })
+    }
+}
+
+/// Where a record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// An idempotent (acks=all, enable.idempotence) producer of Avro events. Cheap to clone.
+#[derive(Clone)]
+pub struct EventProducer {
+    producer: FutureProducer,
+    codec: Codec,
+}
+
+impl EventProducer {
+    pub fn new(config: &ProducerConfig, codec: Codec) -> Result<Self, ProduceError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", config.linger_ms.to_string())
+            .set(
+                "message.timeout.ms",
+                config.delivery_timeout.as_millis().to_string(),
+            )
+            .set(
+                "queue.buffering.max.messages",
+                config.queue_max_messages.to_string(),
+            )
+            .create()
+            .map_err(ProduceError::Client)?;
+        Ok(Self { producer, codec })
+    }
+
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    /// Encodes `event`, sends it keyed by `event.key()` and returns once the broker acknowledged.
+    pub async fn send<E: Event>(
+        &self,
+        event: &E,
+        headers: &[(&str, &str)],
+    ) -> Result<Delivery, ProduceError> {
+        let payload = self.codec.encode(event).await?;
+        let key = event.key();
+        self.send_raw(E::TOPIC, Some(key.as_bytes()), Some(&payload), headers)
+            .await
+    }
+
+    /// Sends bytes as they are (dead-letter records, replays) and waits for the ack.
+    pub async fn send_raw(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Result<Delivery, ProduceError> {
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (k, v) in headers {
+            owned = owned.insert(Header {
+                key: k,
+                value: Some(v.as_bytes()),
+            });
+        }
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).headers(owned);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(p) = payload {
+            record = record.payload(p);
+        }
+        // Never wait for room in a full local queue: fail fast so callers can shed load.
+        match self.producer.send(record, Timeout::After(Duration::ZERO)).await {
+            Ok(d) => Ok(Delivery {
+                partition: d.partition,
+                offset: d.offset,
+            }),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(ProduceError::QueueFull)
+            }
+            Err((e, _)) => Err(ProduceError::Delivery(e)),
+        }
+    }
+
+    /// Waits for everything in flight (used at shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        let _ = self.producer.flush(timeout);
+    }
+}

@@ -1,0 +1,152 @@
+//! The Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro binary body), encoded
+//! and decoded through a schema registry with schema_registry_converter.
+//!
+//! Producers write with the schema compiled into this crate (registering it under the topic's
+//! subject on first use, which the registry answers with the existing id when it is already there).
+//! Consumers read with the writer's schema from the registry and, when that differs from ours, resolve
+//! the record to our schema with Avro's resolution rules (defaults fill new fields).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apache_avro::Schema;
+use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+use schema_registry_converter::async_impl::schema_registry::{post_schema, SrSettings};
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
+
+use crate::topics::{self, Topic};
+use crate::Event;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CodecError {
+    /// The registry could not be reached or answered 5xx: try again later, the record is fine.
+    #[error("schema registry unavailable: {0}")]
+    Unavailable(String),
+    /// The bytes are not a valid record of the expected schema (bad magic byte, unknown schema id,
+    /// truncated body, a field that fails validation). Retrying will not help.
+    #[error("invalid record: {0}")]
+    Invalid(String),
+    /// The registry refused our schema (incompatible, invalid) or the contract is broken.
+    #[error("schema rejected: {0}")]
+    Schema(String),
+}
+
+impl CodecError {
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, CodecError::Unavailable(_))
+    }
+
+    fn from_registry(e: SRCError, invalid: fn(String) -> CodecError) -> Self {
+        if e.retriable {
+            CodecError::Unavailable(e.to_string())
+        } else {
+            invalid(e.to_string())
+        }
+    }
+}
+
+/// Encodes and decodes events through one registry. Cheap to clone; caches schemas and ids.
+#[derive(Clone)]
+pub struct Codec {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: SrSettings,
+    encoder: AvroEncoder,
+    decoder: AvroDecoder,
+    /// Our own (reader) schemas, parsed once, by topic.
+    readers: HashMap<&'static str, Schema>,
+}
+
+impl Codec {
+    pub fn new(registry_url: &str) -> Result<Self, CodecError> {
+        let settings = SrSettings::new_builder(registry_url.trim_end_matches('/').to_string())
+            .no_proxy()
+            .set_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| CodecError::Schema(format!("registry client: {e}")))?;
+        let mut readers = HashMap::new();
+        for t in topics::ALL {
+            if let Some(raw) = t.value_schema {
+                let schema = Schema::parse_str(raw)
+                    .map_err(|e| CodecError::Schema(format!("{}: {e}", t.name)))?;
+                readers.insert(t.name, schema);
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                encoder: AvroEncoder::new(settings.clone()),
+                decoder: AvroDecoder::new(settings.clone()),
+                settings,
+                readers,
+            }),
+        })
+    }
+
+    /// The event in the Confluent wire format, with the id of our schema for its topic.
+    pub async fn encode<E: Event>(&self, event: &E) -> Result<Vec<u8>, CodecError> {
+        let strategy =
+            SubjectNameStrategy::TopicNameStrategyWithSchema(E::TOPIC.to_string(), false, supplied(E::SCHEMA));
+        self.inner
+            .encoder
+            .encode_struct(event, &strategy)
+            .await
+            .map_err(|e| CodecError::from_registry(e, CodecError::Schema))
+    }
+
+    /// Decodes a record of `E`'s topic. Bad bytes and records that fail domain validation are
+    /// `Invalid`; an unreachable registry is `Unavailable`.
+    pub async fn decode<E: Event>(&self, bytes: &[u8]) -> Result<E, CodecError> {
+        let decoded = self
+            .inner
+            .decoder
+            .decode(Some(bytes))
+            .await
+            .map_err(|e| CodecError::from_registry(e, CodecError::Invalid))?;
+        match apache_avro::from_value::<E>(&decoded.value) {
+            Ok(event) => Ok(event),
+            // The writer's schema differs from ours (an older or newer version): resolve to ours.
+            Err(first) => {
+                let reader = self.inner.readers.get(E::TOPIC).ok_or_else(|| {
+                    CodecError::Schema(format!("no schema for topic {}", E::TOPIC))
+                })?;
+                let resolved = decoded
+                    .value
+                    .resolve(reader)
+                    .map_err(|_| CodecError::Invalid(first.to_string()))?;
+                apache_avro::from_value::<E>(&resolved).map_err(|e| CodecError::Invalid(e.to_string()))
+            }
+        }
+    }
+
+    /// Registers the value schema of every topic under its subject; returns (subject, id).
+    /// Idempotent: an identical schema gets its existing id back.
+    pub async fn register_all(&self) -> Result<Vec<(String, u32)>, CodecError> {
+        let mut out = Vec::new();
+        for topic in topics::ALL {
+            if let Some(id) = self.register(topic).await? {
+                out.push((topic.value_subject(), id));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn register(&self, topic: &Topic) -> Result<Option<u32>, CodecError> {
+        let Some(raw) = topic.value_schema else {
+            return Ok(None);
+        };
+        let registered = post_schema(&self.inner.settings, topic.value_subject(), supplied(raw))
+            .await
+            .map_err(|e| CodecError::from_registry(e, CodecError::Schema))?;
+        Ok(Some(registered.id))
+    }
+}
+
+fn supplied(raw: &str) -> SuppliedSchema {
+    SuppliedSchema::new(None, SchemaType::Avro, raw.to_string())
+}

@@ -1,0 +1,261 @@
+//! Domain newtypes. Every edge (an HTTP body, a decoded Avro record) parses raw values into these
+//! once; code behind the edge never sees a raw string id. Their serde form is the wire form (a UUID
+//! as its hyphenated string, a timestamp as epoch milliseconds), and deserialising validates, so a
+//! record with a bad id fails to decode instead of reaching a sink.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Why a raw value is not a valid domain value. `field` names the offending input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct DomainError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl DomainError {
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// Parses a UUID in any of its usual text forms.
+            pub fn parse(raw: &str) -> Result<Self, DomainError> {
+                Uuid::parse_str(raw.trim())
+                    .map(Self)
+                    .map_err(|_| DomainError::new($field, format!("{raw:?} is not a UUID")))
+            }
+
+            pub fn from_uuid(uuid: Uuid) -> Self {
+                Self(uuid)
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&self.0.hyphenated())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// The id of one event; sinks deduplicate on it.
+    EventId,
+    "event_id"
+);
+impl EventId {
+    pub fn new_random() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+uuid_id!(UserId, "user_id");
+uuid_id!(MovieId, "movie_id");
+uuid_id!(PostId, "post_id");
+uuid_id!(
+    /// The id of an asynchronous job (an image resize), as answered to the client.
+    TaskId,
+    "task_id"
+);
+
+/// A playback position in milliseconds: 0 up to a week of video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PositionMs(u64);
+
+impl PositionMs {
+    pub const MAX: u64 = 7 * 24 * 3600 * 1000;
+
+    pub fn parse(raw: i64) -> Result<Self, DomainError> {
+        if raw < 0 {
+            return Err(DomainError::new("position_ms", "must be >= 0"));
+        }
+        if raw as u64 > Self::MAX {
+            return Err(DomainError::new(
+                "position_ms",
+                format!("must be <= {} (a week)", Self::MAX),
+            ));
+        }
+        Ok(Self(raw as u64))
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Serialize for PositionMs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.0 as i64)
+    }
+}
+
+impl<'de> Deserialize<'de> for PositionMs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(i64::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A rating score, 0..=10.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Score(u8);
+
+impl Score {
+    pub fn parse(raw: i64) -> Result<Self, DomainError> {
+        match u8::try_from(raw) {
+            Ok(v) if v <= 10 => Ok(Self(v)),
+            _ => Err(DomainError::new(
+                "score",
+                format!("{raw} is not between 0 and 10"),
+            )),
+        }
+    }
+
+    pub fn get(&self) -> u8 {
+        self.0
+    }
+}
+
+impl Serialize for Score {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(i32::from(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Score {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(i64::from(i32::deserialize(d)?)).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A point in time, UTC, with millisecond precision; on the wire, epoch milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// Clients may be at most this far ahead of our clock.
+    const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
+
+    pub fn now() -> Self {
+        Self((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    /// Epoch milliseconds from 1970 up to a day in the future.
+    pub fn from_millis(field: &'static str, ms: i64) -> Result<Self, DomainError> {
+        if ms < 0 {
+            return Err(DomainError::new(field, "must not be before 1970"));
+        }
+        if ms > Self::now().0 + Self::MAX_FUTURE_MS {
+            return Err(DomainError::new(field, "is more than a day in the future"));
+        }
+        Ok(Self(ms))
+    }
+
+    /// An RFC 3339 date-time such as `2026-11-23T07:18:57.123Z`.
+    pub fn parse_rfc3339(field: &'static str, raw: &str) -> Result<Self, DomainError> {
+        let t = OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| {
+            DomainError::new(field, format!("{raw:?} is not an RFC 3339 date-time"))
+        })?;
+        Self::from_millis(field, (t.unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    pub fn millis(&self) -> i64 {
+        self.0
+    }
+
+    /// Whole seconds since the epoch (for ClickHouse `DateTime`).
+    pub fn seconds(&self) -> u32 {
+        (self.0 / 1000) as u32
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let ms = i64::deserialize(d)?;
+        if ms < 0 {
+            return Err(serde::de::Error::custom("timestamp before 1970"));
+        }
+        // No future check here: a record already in Kafka is history, whatever its clock said.
+        Ok(Self(ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_ids_parse_and_print_hyphenated() {
+        let id = UserId::parse("3F2504E0-4F89-11D3-9A0C-0305E82C3301").unwrap();
+        assert_eq!(id.to_string(), "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
+        let err = MovieId::parse("not-a-uuid").unwrap_err();
+        assert_eq!(err.field, "movie_id");
+    }
+
+    #[test]
+    fn score_is_zero_to_ten() {
+        assert_eq!(Score::parse(0).unwrap().get(), 0);
+        assert_eq!(Score::parse(10).unwrap().get(), 10);
+        assert!(Score::parse(11).is_err());
+        assert!(Score::parse(-1).is_err());
+    }
+
+    #[test]
+    fn position_bounds() {
+        assert!(PositionMs::parse(-1).is_err());
+        assert!(PositionMs::parse(0).is_ok());
+        assert!(PositionMs::parse(PositionMs::MAX as i64 + 1).is_err());
+    }
+
+    #[test]
+    fn timestamps_parse_rfc3339_and_refuse_the_far_future() {
+        let t = Timestamp::parse_rfc3339("occurred_at", "2026-11-23T07:18:57.123Z").unwrap();
+        assert_eq!(t.millis(), 1_795_418_337_123);
+        assert_eq!(t.seconds(), 1_795_418_337);
+        assert!(Timestamp::parse_rfc3339("occurred_at", "yesterday").is_err());
+        assert!(Timestamp::from_millis("occurred_at", Timestamp::now().millis() + 2 * 86_400_000).is_err());
+    }
+
+    #[test]
+    fn serde_rejects_bad_uuid() {
+        let r: Result<UserId, _> = serde_json::from_str("\"nope\"");
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,212 @@
+//! The typed events, one per `.avsc` file. Their serde form matches the Avro schema field for field;
+//! the round-trip tests in `tests/registry_roundtrip.rs` hold them to it through a real registry.
+
+use std::collections::HashMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{EventId, MovieId, PositionMs, PostId, Score, TaskId, Timestamp, UserId};
+use crate::topics;
+
+/// An event of the pipeline: its topic, its Avro schema, its id and its partition key.
+pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The topic that carries it.
+    const TOPIC: &'static str;
+    /// The Avro schema (JSON) of its values.
+    const SCHEMA: &'static str;
+    fn event_id(&self) -> EventId;
+    /// The Kafka key: events with the same key stay in order on one partition.
+    fn key(&self) -> String;
+}
+
+macro_rules! event {
+    ($ty:ty, $topic:expr, $file:literal, |$s:ident| $key:expr) => {
+        impl Event for $ty {
+            const TOPIC: &'static str = $topic;
+            const SCHEMA: &'static str = include_str!(concat!("../avro/", $file));
+            fn event_id(&self) -> EventId {
+                self.event_id
+            }
+            fn key(&self) -> String {
+                let $s = self;
+                $key
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlaybackEventType {
+    Play,
+    Pause,
+    Stop,
+    FastForward,
+    Rewind,
+}
+
+impl PlaybackEventType {
+    pub const ALL: [Self; 5] = [
+        Self::Play,
+        Self::Pause,
+        Self::Stop,
+        Self::FastForward,
+        Self::Rewind,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Play => "play",
+            Self::Pause => "pause",
+            Self::Stop => "stop",
+            Self::FastForward => "fast_forward",
+            Self::Rewind => "rewind",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybackEvent {
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub movie_id: MovieId,
+    pub event_type: PlaybackEventType,
+    pub position_ms: PositionMs,
+    pub occurred_at: Timestamp,
+}
+event!(PlaybackEvent, topics::PLAYBACK_EVENTS, "playback_event.avsc", |e| e.user_id.to_string());
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovieViewing {
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub movie_id: MovieId,
+    pub viewed_seconds: i64,
+    pub occurred_at: Timestamp,
+}
+event!(MovieViewing, topics::MOVIE_VIEWINGS, "movie_viewing.avsc", |e| e.user_id.to_string());
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub movie_id: MovieId,
+    pub score: Score,
+    pub occurred_at: Timestamp,
+}
+event!(Rating, topics::RATINGS, "rating.avsc", |e| e.user_id.to_string());
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FavouriteAction {
+    Added,
+    Removed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Favourite {
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub movie_id: MovieId,
+    pub action: FavouriteAction,
+    pub occurred_at: Timestamp,
+}
+event!(Favourite, topics::FAVOURITES, "favourite.avsc", |e| e.user_id.to_string());
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowAction {
+    Follow,
+    Unfollow,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Follow {
+    pub event_id: EventId,
+    pub follower_id: UserId,
+    pub followee_id: UserId,
+    pub action: FollowAction,
+    pub occurred_at: Timestamp,
+}
+event!(Follow, topics::FOLLOWS, "follow.avsc", |e| e.follower_id.to_string());
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostCreated {
+    pub event_id: EventId,
+    pub post_id: PostId,
+    pub author_id: UserId,
+    pub text: String,
+    pub occurred_at: Timestamp,
+}
+event!(PostCreated, topics::POSTS, "post_created.avsc", |e| e.author_id.to_string());
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEvent {
+    pub event_id: EventId,
+    pub user_id: Option<UserId>,
+    pub anonymous_id: Option<String>,
+    pub event_type: String,
+    pub properties: HashMap<String, String>,
+    pub occurred_at: Timestamp,
+}
+event!(UserEvent, topics::USER_EVENTS, "user_event.avsc", |e| match (&e.user_id, &e.anonymous_id) {
+    (Some(u), _) => u.to_string(),
+    (None, Some(a)) => a.clone(),
+    (None, None) => e.event_id.to_string(),
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoFetchRequested {
+    pub event_id: EventId,
+    pub query: String,
+    pub requested_by: Option<UserId>,
+    pub occurred_at: Timestamp,
+}
+event!(VideoFetchRequested, topics::VIDEO_FETCH_REQUESTS, "video_fetch_requested.avsc", |e| e
+    .query
+    .clone());
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoFetched {
+    pub event_id: EventId,
+    pub video_id: String,
+    pub title: String,
+    pub description: String,
+    pub channel_id: String,
+    pub channel_title: String,
+    pub published_at: Timestamp,
+    pub thumbnails: HashMap<String, String>,
+    pub query: String,
+    pub fetched_at: Timestamp,
+}
+event!(VideoFetched, topics::VIDEOS_FETCHED, "video_fetched.avsc", |e| e.video_id.clone());
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeFit {
+    Exact,
+    Contain,
+    Cover,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    Webp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeRequested {
+    pub event_id: EventId,
+    pub task_id: TaskId,
+    pub blob_id: String,
+    pub width: i32,
+    pub height: i32,
+    pub fit: ResizeFit,
+    pub format: ImageFormat,
+    pub occurred_at: Timestamp,
+}
+event!(ResizeRequested, topics::RESIZE_REQUESTS, "resize_requested.avsc", |e| e.task_id.to_string());
