@@ -1,1 +1,9 @@
-pub fn _x() {}
+//! The consumer side of the pipeline: one runtime that owns delivery (poll, decode through the
+//! registry, batch, write, dead-letter, commit only what was written, rebalance, shutdown), the sinks
+//! that plug into it, and the initialiser that creates every topic, schema and table.
+
+pub mod init;
+pub mod runtime;
+pub mod sinks;
+
+pub use runtime::{run, RuntimeConfig, Sink, SinkError};

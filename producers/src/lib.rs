@@ -75,12 +75,48 @@ pub struct Delivery {
 /// An idempotent (acks=all, enable.idempotence) producer of Avro events. Cheap to clone.
 #[derive(Clone)]
 pub struct EventProducer {
-    producer: FutureProducer,
+    raw: RawProducer,
     codec: Codec,
 }
 
 impl EventProducer {
     pub fn new(config: &ProducerConfig, codec: Codec) -> Result<Self, ProduceError> {
+        Ok(Self {
+            raw: RawProducer::new(config)?,
+            codec,
+        })
+    }
+
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
+    pub fn raw(&self) -> &RawProducer {
+        &self.raw
+    }
+
+    /// Encodes `event`, sends it keyed by `event.key()` and returns once the broker acknowledged.
+    pub async fn send<E: Event>(
+        &self,
+        event: &E,
+        headers: &[(&str, &str)],
+    ) -> Result<Delivery, ProduceError> {
+        let payload = self.codec.encode(event).await?;
+        let key = event.key();
+        self.raw
+            .send(E::TOPIC, Some(key.as_bytes()), Some(&payload), headers)
+            .await
+    }
+}
+
+/// The idempotent producer underneath, for bytes that are already encoded (dead letters, replays).
+#[derive(Clone)]
+pub struct RawProducer {
+    producer: FutureProducer,
+}
+
+impl RawProducer {
+    pub fn new(config: &ProducerConfig) -> Result<Self, ProduceError> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
@@ -97,27 +133,11 @@ impl EventProducer {
             )
             .create()
             .map_err(ProduceError::Client)?;
-        Ok(Self { producer, codec })
+        Ok(Self { producer })
     }
 
-    pub fn codec(&self) -> &Codec {
-        &self.codec
-    }
-
-    /// Encodes `event`, sends it keyed by `event.key()` and returns once the broker acknowledged.
-    pub async fn send<E: Event>(
-        &self,
-        event: &E,
-        headers: &[(&str, &str)],
-    ) -> Result<Delivery, ProduceError> {
-        let payload = self.codec.encode(event).await?;
-        let key = event.key();
-        self.send_raw(E::TOPIC, Some(key.as_bytes()), Some(&payload), headers)
-            .await
-    }
-
-    /// Sends bytes as they are (dead-letter records, replays) and waits for the ack.
-    pub async fn send_raw(
+    /// Sends bytes as they are and waits for the ack.
+    pub async fn send(
         &self,
         topic: &str,
         key: Option<&[u8]>,

@@ -63,16 +63,22 @@ fn candidate(body: &[u8]) -> Result<Candidate, RegistryError> {
     Candidate::parse(&body.schema, body.schema_type.as_deref())
 }
 
+/// Query flags. Clients spell booleans `true`, `True` or `1`; anything else is false.
 #[derive(Deserialize, Default)]
 struct Flags {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     deleted: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     permanent: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     verbose: bool,
-    #[serde(default, rename = "defaultToGlobal")]
+    #[serde(default, rename = "defaultToGlobal", deserialize_with = "lenient_bool")]
     default_to_global: bool,
+}
+
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let raw = String::deserialize(d)?;
+    Ok(raw.eq_ignore_ascii_case("true") || raw == "1")
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -1,0 +1,60 @@
+pub mod health;
+pub mod playback;
+
+use actix_web::web;
+
+use crate::error::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .route("/healthcheck/ping", web::get().to(health::ping))
+            .route("/movies/playback-event", web::post().to(playback::playback_event)),
+    );
+}
+
+/// The largest request body accepted (`API_MAX_BODY_BYTES`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Reads a JSON body into `T`: 413 over the limit, 400 with the parser's reason when it is not
+/// the JSON the endpoint takes.
+pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
+    mut payload: web::Payload,
+    limit: &BodyLimit,
+) -> Result<T, ApiError> {
+    use futures::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadJson(e.to_string()))?;
+        if body.len() + chunk.len() > limit.0 {
+            return Err(ApiError::TooLarge(limit.0));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::BadJson(e.to_string()))
+}
+
+/// Collects field errors so one response names every bad field.
+#[derive(Default)]
+pub(crate) struct Validation(Vec<schemas::domain::DomainError>);
+
+impl Validation {
+    pub(crate) fn check<T>(&mut self, r: Result<T, schemas::domain::DomainError>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.0.push(e);
+                None
+            }
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Invalid(self.0))
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The rdkafka consumer the runtime drives, and the rebalance bookkeeping.
+
+use std::sync::{Arc, Mutex};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{ConsumerContext, Rebalance, StreamConsumer};
+
+use super::{RuntimeConfig, RuntimeError};
+
+/// Partitions revoked since the runtime last looked. librdkafka calls the context on its own thread
+/// inside `recv`; the runtime drains this before it adds to or flushes a batch.
+#[derive(Clone, Default)]
+pub(crate) struct RebalanceLog {
+    revoked: Arc<Mutex<Vec<i32>>>,
+}
+
+impl RebalanceLog {
+    pub(crate) fn take_revoked(&self) -> Vec<i32> {
+        std::mem::take(&mut *self.revoked.lock().expect("rebalance lock"))
+    }
+}
+
+impl ClientContext for RebalanceLog {}
+
+impl ConsumerContext for RebalanceLog {
+    fn pre_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(partitions = ?parts, "partitions revoked; dropping their pending records");
+            self.revoked.lock().expect("rebalance lock").extend(parts);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(partitions = ?parts, "partitions assigned");
+        }
+    }
+}
+
+pub(crate) type RuntimeConsumer = StreamConsumer<RebalanceLog>;
+
+pub(crate) fn build_consumer(
+    config: &RuntimeConfig,
+    context: RebalanceLog,
+) -> Result<RuntimeConsumer, RuntimeError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        // Offsets are committed by the runtime, and only for written records.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", config.session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", (config.session_timeout_ms / 6).max(100).to_string())
+        .set("fetch.wait.max.ms", "50")
+        .set("enable.partition.eof", "false")
+        .create_with_context(context)
+        .map_err(|e| RuntimeError::Kafka(e.to_string()))
+}

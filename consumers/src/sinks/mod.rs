@@ -1,0 +1,3 @@
+//! The sinks, one folder each: config, writer, error classification, table or index definitions.
+
+pub mod clickhouse;

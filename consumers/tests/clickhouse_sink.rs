@@ -1,0 +1,233 @@
+//! The runtime with the ClickHouse sink against the real broker, registry and ClickHouse, each test
+//! on its own topic, dead-letter topic, consumer group and database.
+
+use std::time::Duration;
+
+use consumers::sinks::clickhouse::{migrations, ClickHouseConfig, ClickHouseSink};
+use consumers::RuntimeConfig;
+use producers::admin::{ensure_topics, TopicSpec};
+use producers::{ProducerConfig, RawProducer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use schemas::domain::*;
+use schemas::events::{PlaybackEvent, PlaybackEventType};
+use schemas::Codec;
+
+struct Fixture {
+    stack: common::config::StackConfig,
+    topic: String,
+    dlq: String,
+    group: String,
+    ch: ClickHouseConfig,
+    codec: Codec,
+    producer: RawProducer,
+}
+
+async fn fixture() -> Fixture {
+    let stack = common::config::StackConfig::from_env();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let topic = format!("test-playback-{id}");
+    let dlq = format!("test-dlq-{id}");
+    ensure_topics(
+        &stack.kafka_brokers,
+        &[TopicSpec::new(&topic, 3), TopicSpec::new(&dlq, 1)],
+    )
+    .await
+    .unwrap();
+    let ch = ClickHouseConfig::from_env().with_database(&format!("test_{id}"));
+    let admin = ch.clone().with_database("default").client();
+    for statement in migrations(&ch.database) {
+        admin.query(&statement).execute().await.unwrap();
+    }
+    let codec = Codec::new(&stack.schema_registry_url).unwrap();
+    let producer = RawProducer::new(&ProducerConfig::from_env(&stack.kafka_brokers).unwrap()).unwrap();
+    Fixture {
+        group: format!("test-group-{id}"),
+        stack,
+        topic,
+        dlq,
+        ch,
+        codec,
+        producer,
+    }
+}
+
+impl Fixture {
+    fn runtime(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            brokers: self.stack.kafka_brokers.clone(),
+            group_id: self.group.clone(),
+            topic: Some(self.topic.clone()),
+            dead_letter_topic: self.dlq.clone(),
+            max_rows: 100,
+            max_bytes: 1 << 20,
+            max_wait: Duration::from_millis(100),
+            session_timeout_ms: 6000,
+        }
+    }
+
+    /// Starts the sink; the returned sender stops it, the handle yields its stats.
+    fn start(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<u64>) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let sink = ClickHouseSink::<PlaybackEvent>::new(self.ch.client());
+        let fut = consumers::run(self.runtime(), self.codec.clone(), sink, async {
+            let _ = stopped.await;
+        });
+        let handle = tokio::spawn(async move {
+            let stats = fut.await.unwrap();
+            stats.written.load(std::sync::atomic::Ordering::Relaxed)
+        });
+        (stop, handle)
+    }
+
+    async fn send_events(&self, n: usize) -> Vec<PlaybackEvent> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let e = PlaybackEvent {
+                event_id: EventId::new_random(),
+                user_id: UserId::from_uuid(uuid::Uuid::new_v4()),
+                movie_id: MovieId::from_uuid(uuid::Uuid::new_v4()),
+                event_type: PlaybackEventType::ALL[i % 5],
+                position_ms: PositionMs::parse(i as i64 * 1000).unwrap(),
+                occurred_at: Timestamp::now(),
+            };
+            let bytes = self.codec.encode(&e).await.unwrap();
+            let key = schemas::Event::key(&e);
+            self.producer
+                .send(&self.topic, Some(key.as_bytes()), Some(&bytes), &[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+                .await
+                .unwrap();
+            out.push(e);
+        }
+        out
+    }
+
+    async fn count(&self, sql_where: &str) -> u64 {
+        self.ch
+            .client()
+            .query(&format!("SELECT count() FROM playback_events {sql_where}"))
+            .fetch_one::<u64>()
+            .await
+            .unwrap()
+    }
+
+    async fn wait_for_rows(&self, n: u64) {
+        for _ in 0..300 {
+            if self.count("").await >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("expected {n} rows, have {}", self.count("").await);
+    }
+
+    async fn dead_letters(&self, expected: usize) -> Vec<rdkafka::message::OwnedMessage> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.stack.kafka_brokers)
+            .set("group.id", format!("{}-dlq-reader", self.group))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.dlq, 0, Offset::Beginning).unwrap();
+        consumer.assign(&tpl).unwrap();
+        let mut out = Vec::new();
+        while out.len() < expected {
+            let msg = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+                .await
+                .expect("dead letter within 20 s")
+                .unwrap();
+            out.push(msg.detach());
+        }
+        out
+    }
+
+    async fn drop_database(&self) {
+        let admin = self.ch.clone().with_database("default").client();
+        let _ = admin
+            .query(&format!("DROP DATABASE IF EXISTS {}", self.ch.database))
+            .execute()
+            .await;
+    }
+}
+
+fn header(msg: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
+    msg.headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_land_poison_goes_to_the_dead_letter_topic_and_offsets_are_committed() {
+    let f = fixture().await;
+    let events = f.send_events(250).await;
+    // Poison: a bad magic byte, and a record whose user_id is not a UUID.
+    f.producer
+        .send(&f.topic, Some(b"k"), Some(&[9, 9, 9]), &[])
+        .await
+        .unwrap();
+    let good = f.codec.encode(&events[0]).await.unwrap();
+    let text = String::from_utf8_lossy(&good).into_owned();
+    let bad_uuid = text.replace(&events[0].user_id.to_string(), "not-a-uuid-but-same-length-as-uuid..");
+    assert_eq!(bad_uuid.len(), text.len());
+    f.producer
+        .send(&f.topic, Some(b"k"), Some(bad_uuid.as_bytes()), &[])
+        .await
+        .unwrap();
+
+    let (stop, handle) = f.start();
+    f.wait_for_rows(250).await;
+    let dead = f.dead_letters(2).await;
+    for msg in &dead {
+        assert_eq!(header(msg, "dlq.source.topic").as_deref(), Some(f.topic.as_str()));
+        assert!(header(msg, "dlq.source.offset").unwrap().parse::<i64>().is_ok());
+        assert!(!header(msg, "dlq.error").unwrap().is_empty());
+    }
+    assert!(dead.iter().any(|m| m.payload() == Some(&[9, 9, 9][..])));
+
+    // Every column made it, typed.
+    let e = &events[7];
+    let row: (String, String, u64, u64) = f
+        .ch
+        .client()
+        .query("SELECT toString(movie_id), toString(event_type), position_ms, occurred_at_ms FROM playback_events WHERE event_id = ?")
+        .bind(e.event_id.to_string())
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(row.0, e.movie_id.to_string());
+    assert_eq!(row.1, e.event_type.as_str());
+    assert_eq!(row.2, e.position_ms.get());
+    assert_eq!(row.3, e.occurred_at.millis() as u64);
+
+    stop.send(()).unwrap();
+    assert_eq!(handle.await.unwrap(), 250);
+
+    // Restarted with the same group, it reads only what is new: the committed offsets held.
+    f.send_events(20).await;
+    let (stop, handle) = f.start();
+    f.wait_for_rows(270).await;
+    stop.send(()).unwrap();
+    assert_eq!(handle.await.unwrap(), 20);
+    assert_eq!(f.count("").await, 270);
+    assert_eq!(f.count("FINAL").await, 270);
+    f.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_written_twice_collapses_to_one_row_per_event() {
+    let f = fixture().await;
+    let events = f.send_events(30).await;
+    let sink = ClickHouseSink::<PlaybackEvent>::new(f.ch.client());
+    use consumers::Sink;
+    sink.write(&events).await.unwrap();
+    sink.write(&events).await.unwrap();
+    let client = f.ch.client();
+    client.query("OPTIMIZE TABLE playback_events FINAL").execute().await.unwrap();
+    assert_eq!(f.count("FINAL").await, 30);
+    assert_eq!(f.count("").await, 30);
+    f.drop_database().await;
+}
