@@ -121,7 +121,7 @@ up_registry() {
   local logf="$STACK/log/registry.log"
   if [[ ! -x "$BIN_DIR/schema-registry" ]]; then
     log "building schema-registry (cargo build --release)"
-    (cd "$ROOT" && cargo build --release -q -p schema-registry)
+    (cd "$ROOT" && cargo build --release -q --workspace --bins)
   fi
   KAFKA_BROKERS="127.0.0.1:$BROKER_PORT" REGISTRY_PORT="$REGISTRY_PORT" \
     start registry "$logf" "$BIN_DIR/schema-registry"

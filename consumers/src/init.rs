@@ -1,10 +1,12 @@
-//! The initialiser: topics, schemas, ClickHouse tables. Idempotent; `make run` and the tests run it.
+//! The initialiser: topics, schemas, ClickHouse tables, Mongo collections and indexes. Idempotent;
+//! `make run` and the tests run it.
 
 use common::config::{env_parse, StackConfig};
 use producers::admin::{ensure_topics, TopicSpec};
 use schemas::Codec;
 
 use crate::sinks::clickhouse::{self, ClickHouseConfig};
+use crate::sinks::mongo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -14,6 +16,8 @@ pub enum InitError {
     Topics(#[from] producers::ProduceError),
     #[error("registering schemas: {0}")]
     Schemas(#[from] schemas::CodecError),
+    #[error(transparent)]
+    Mongo(#[from] mongo::MongoError),
     #[error("clickhouse: {statement}: {source}")]
     ClickHouse {
         statement: String,
@@ -27,6 +31,7 @@ pub struct Report {
     pub topics: usize,
     pub schemas: Vec<(String, u32)>,
     pub clickhouse_statements: usize,
+    pub mongo_indexes: usize,
 }
 
 /// Topic settings: `TOPIC_PARTITIONS` overrides every topic's default partition count;
@@ -48,10 +53,15 @@ pub async fn initialise(stack: &StackConfig, ch: &ClickHouseConfig) -> Result<Re
     ensure_topics(&stack.kafka_brokers, &specs).await?;
     let schemas = Codec::new(&stack.schema_registry_url)?.register_all().await?;
     let clickhouse_statements = migrate_clickhouse(ch).await?;
+    let mongo_client = mongodb::Client::with_uri_str(&stack.mongo_url)
+        .await
+        .map_err(mongo::MongoError::from)?;
+    let mongo_indexes = mongo::migrate(&mongo_client, &stack.mongo_database).await?;
     Ok(Report {
         topics: specs.len(),
         schemas,
         clickhouse_statements,
+        mongo_indexes,
     })
 }
 

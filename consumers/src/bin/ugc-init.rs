@@ -11,6 +11,7 @@ async fn main() -> anyhow::Result<()> {
         topics = report.topics,
         schemas = report.schemas.len(),
         clickhouse_statements = report.clickhouse_statements,
+        mongo_indexes = report.mongo_indexes,
         "initialised"
     );
     for (subject, id) in &report.schemas {

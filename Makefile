@@ -1,0 +1,49 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is a step of those.
+# All builds use the release profile and the whole workspace (never `-p`, whose feature set differs),
+# so dependencies compile once for run, test and bench.
+
+CARGO ?= cargo
+VENV  ?= .venv
+BIN   := target/release
+
+.PHONY: build services services-down init run test test-rust test-python lint fmt bench clean-stack
+
+build:
+	$(CARGO) build --release --workspace --bins
+
+## Install (if missing) and start broker, schema registry, ClickHouse, MongoDB-wire server, Redis.
+services: build
+	scripts/services.sh up
+
+## Stop exactly the processes `make services` started.
+services-down:
+	scripts/services.sh down
+
+## Topics, schemas, ClickHouse tables (idempotent).
+init: build services
+	$(BIN)/ugc-init
+
+## Services + init + the API and the consumers in the foreground; Ctrl-C stops ours.
+run: init
+	scripts/run.sh
+
+## Everything CI runs: starts services if needed, then every Rust and Python test.
+test: build services test-rust test-python
+
+test-rust:
+	$(CARGO) test --release --workspace
+
+test-python:
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check pytest
+	$(VENV)/bin/python -m pytest -q tests/python
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Remove local data (stops services first).
+clean-stack: services-down
+	rm -rf .stack

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the pipeline's own processes in the foreground over the services `make services` started:
+# the API and the ClickHouse sink. Ctrl-C (or SIGTERM) stops them gracefully; services keep running
+# (`make services-down` stops those).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="$ROOT/target/release"
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait
+}
+trap stop INT TERM EXIT
+
+"$BIN/clickhouse-sink" & pids+=($!)
+"$BIN/api" & pids+=($!)
+echo "[run] API on http://${API_HOST:-127.0.0.1}:${API_PORT:-8000}; Ctrl-C stops the API and the consumers"
+wait -n
