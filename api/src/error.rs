@@ -24,6 +24,12 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        ApiError::Invalid(vec![e])
+    }
+}
+
 impl From<ProduceError> for ApiError {
     fn from(e: ProduceError) -> Self {
         if e.is_transient() {

@@ -55,7 +55,9 @@ fn valid_traceparent(v: &str) -> bool {
         && parts[1].len() == 32
         && parts[2].len() == 16
         && parts[3].len() == 2
-        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
         && parts[1] != "00000000000000000000000000000000"
 }
 
@@ -79,7 +81,10 @@ mod tests {
     #[test]
     fn traceparent_is_continued_or_made() {
         let req = actix_web::test::TestRequest::default()
-            .insert_header((TRACEPARENT, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+            .insert_header((
+                TRACEPARENT,
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ))
             .to_http_request();
         let t = TraceContext::from_request(&req);
         assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");

@@ -61,7 +61,10 @@ impl StackConfig {
             schema_registry_url: env_or("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081"),
             clickhouse_url: env_or("CLICKHOUSE_URL", "http://127.0.0.1:8123"),
             clickhouse_database: env_or("CLICKHOUSE_DATABASE", "ugc"),
-            mongo_url: env_or("MONGO_URL", "mongodb://127.0.0.1:27017/?directConnection=true"),
+            mongo_url: env_or(
+                "MONGO_URL",
+                "mongodb://127.0.0.1:27017/?directConnection=true",
+            ),
             mongo_database: env_or("MONGO_DATABASE", "ugc"),
             redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
         }

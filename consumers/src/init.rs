@@ -42,7 +42,11 @@ pub fn topic_specs() -> Result<Vec<TopicSpec>, InitError> {
     Ok(schemas::topics::ALL
         .iter()
         .map(|t| {
-            let n = if partitions > 0 { partitions } else { t.partitions };
+            let n = if partitions > 0 {
+                partitions
+            } else {
+                t.partitions
+            };
             TopicSpec::new(t.name, n).with_config("retention.ms", &retention_ms.to_string())
         })
         .collect())
@@ -51,7 +55,9 @@ pub fn topic_specs() -> Result<Vec<TopicSpec>, InitError> {
 pub async fn initialise(stack: &StackConfig, ch: &ClickHouseConfig) -> Result<Report, InitError> {
     let specs = topic_specs()?;
     ensure_topics(&stack.kafka_brokers, &specs).await?;
-    let schemas = Codec::new(&stack.schema_registry_url)?.register_all().await?;
+    let schemas = Codec::new(&stack.schema_registry_url)?
+        .register_all()
+        .await?;
     let clickhouse_statements = migrate_clickhouse(ch).await?;
     let mongo_client = mongodb::Client::with_uri_str(&stack.mongo_url)
         .await

@@ -41,7 +41,8 @@ async fn fixture() -> Fixture {
         admin.query(&statement).execute().await.unwrap();
     }
     let codec = Codec::new(&stack.schema_registry_url).unwrap();
-    let producer = RawProducer::new(&ProducerConfig::from_env(&stack.kafka_brokers).unwrap()).unwrap();
+    let producer =
+        RawProducer::new(&ProducerConfig::from_env(&stack.kafka_brokers).unwrap()).unwrap();
     Fixture {
         group: format!("test-group-{id}"),
         stack,
@@ -68,7 +69,12 @@ impl Fixture {
     }
 
     /// Starts the sink; the returned sender stops it, the handle yields its stats.
-    fn start(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<u64>) {
+    fn start(
+        &self,
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<u64>,
+    ) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let sink = ClickHouseSink::<PlaybackEvent>::new(self.ch.client());
         let fut = consumers::run(self.runtime(), self.codec.clone(), sink, async {
@@ -95,7 +101,15 @@ impl Fixture {
             let bytes = self.codec.encode(&e).await.unwrap();
             let key = schemas::Event::key(&e);
             self.producer
-                .send(&self.topic, Some(key.as_bytes()), Some(&bytes), &[("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")])
+                .send(
+                    &self.topic,
+                    Some(key.as_bytes()),
+                    Some(&bytes),
+                    &[(
+                        "traceparent",
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    )],
+                )
                 .await
                 .unwrap();
             out.push(e);
@@ -130,7 +144,8 @@ impl Fixture {
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&self.dlq, 0, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(&self.dlq, 0, Offset::Beginning)
+            .unwrap();
         consumer.assign(&tpl).unwrap();
         let mut out = Vec::new();
         while out.len() < expected {
@@ -171,7 +186,10 @@ async fn rows_land_poison_goes_to_the_dead_letter_topic_and_offsets_are_committe
         .unwrap();
     let good = f.codec.encode(&events[0]).await.unwrap();
     let text = String::from_utf8_lossy(&good).into_owned();
-    let bad_uuid = text.replace(&events[0].user_id.to_string(), "not-a-uuid-but-same-length-as-uuid..");
+    let bad_uuid = text.replace(
+        &events[0].user_id.to_string(),
+        "not-a-uuid-but-same-length-as-uuid..",
+    );
     assert_eq!(bad_uuid.len(), text.len());
     f.producer
         .send(&f.topic, Some(b"k"), Some(bad_uuid.as_bytes()), &[])
@@ -182,8 +200,14 @@ async fn rows_land_poison_goes_to_the_dead_letter_topic_and_offsets_are_committe
     f.wait_for_rows(250).await;
     let dead = f.dead_letters(2).await;
     for msg in &dead {
-        assert_eq!(header(msg, "dlq.source.topic").as_deref(), Some(f.topic.as_str()));
-        assert!(header(msg, "dlq.source.offset").unwrap().parse::<i64>().is_ok());
+        assert_eq!(
+            header(msg, "dlq.source.topic").as_deref(),
+            Some(f.topic.as_str())
+        );
+        assert!(header(msg, "dlq.source.offset")
+            .unwrap()
+            .parse::<i64>()
+            .is_ok());
         assert!(!header(msg, "dlq.error").unwrap().is_empty());
     }
     assert!(dead.iter().any(|m| m.payload() == Some(&[9, 9, 9][..])));
@@ -226,7 +250,11 @@ async fn a_batch_written_twice_collapses_to_one_row_per_event() {
     sink.write(&events).await.unwrap();
     sink.write(&events).await.unwrap();
     let client = f.ch.client();
-    client.query("OPTIMIZE TABLE playback_events FINAL").execute().await.unwrap();
+    client
+        .query("OPTIMIZE TABLE playback_events FINAL")
+        .execute()
+        .await
+        .unwrap();
     assert_eq!(f.count("FINAL").await, 30);
     assert_eq!(f.count("").await, 30);
     f.drop_database().await;

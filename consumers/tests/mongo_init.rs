@@ -6,10 +6,16 @@ use mongodb::bson::{doc, Document};
 #[tokio::test]
 async fn collections_and_unique_indexes_are_created_idempotently() {
     let stack = common::config::StackConfig::from_env();
-    let client = mongodb::Client::with_uri_str(&stack.mongo_url).await.unwrap();
+    let client = mongodb::Client::with_uri_str(&stack.mongo_url)
+        .await
+        .unwrap();
     let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
     assert_eq!(migrate(&client, &db_name).await.unwrap(), 5);
-    assert_eq!(migrate(&client, &db_name).await.unwrap(), 5, "a second run changes nothing");
+    assert_eq!(
+        migrate(&client, &db_name).await.unwrap(),
+        5,
+        "a second run changes nothing"
+    );
     let db = client.database(&db_name);
     let mut names = db.list_collection_names().await.unwrap();
     names.sort();
@@ -31,7 +37,10 @@ async fn collections_and_unique_indexes_are_created_idempotently() {
         .unwrap_err();
     assert!(is_duplicate_key(&err), "{err}");
     let follows = db.collection::<Document>(FOLLOWS);
-    follows.insert_one(doc! {"follower_id": "a", "followee_id": "b"}).await.unwrap();
+    follows
+        .insert_one(doc! {"follower_id": "a", "followee_id": "b"})
+        .await
+        .unwrap();
     let err = follows
         .insert_one(doc! {"follower_id": "a", "followee_id": "b"})
         .await

@@ -25,7 +25,10 @@ pub enum ProduceError {
     #[error("kafka client: {0}")]
     Client(KafkaError),
     #[error("creating topic {topic}: {code}")]
-    Admin { topic: String, code: RDKafkaErrorCode },
+    Admin {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
 }
 
 impl ProduceError {
@@ -159,7 +162,11 @@ impl RawProducer {
             record = record.payload(p);
         }
         // Never wait for room in a full local queue: fail fast so callers can shed load.
-        match self.producer.send(record, Timeout::After(Duration::ZERO)).await {
+        match self
+            .producer
+            .send(record, Timeout::After(Duration::ZERO))
+            .await
+        {
             Ok(d) => Ok(Delivery {
                 partition: d.partition,
                 offset: d.offset,

@@ -90,8 +90,11 @@ impl Codec {
 
     /// The event in the Confluent wire format, with the id of our schema for its topic.
     pub async fn encode<E: Event>(&self, event: &E) -> Result<Vec<u8>, CodecError> {
-        let strategy =
-            SubjectNameStrategy::TopicNameStrategyWithSchema(E::TOPIC.to_string(), false, supplied(E::SCHEMA));
+        let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(
+            E::TOPIC.to_string(),
+            false,
+            supplied(E::SCHEMA),
+        );
         self.inner
             .encoder
             .encode_struct(event, &strategy)
@@ -119,7 +122,8 @@ impl Codec {
                     .value
                     .resolve(reader)
                     .map_err(|_| CodecError::Invalid(first.to_string()))?;
-                apache_avro::from_value::<E>(&resolved).map_err(|e| CodecError::Invalid(e.to_string()))
+                apache_avro::from_value::<E>(&resolved)
+                    .map_err(|e| CodecError::Invalid(e.to_string()))
             }
         }
     }

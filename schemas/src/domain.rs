@@ -250,7 +250,10 @@ mod tests {
         assert_eq!(t.millis(), 1_795_418_337_123);
         assert_eq!(t.seconds(), 1_795_418_337);
         assert!(Timestamp::parse_rfc3339("occurred_at", "yesterday").is_err());
-        assert!(Timestamp::from_millis("occurred_at", Timestamp::now().millis() + 2 * 86_400_000).is_err());
+        assert!(
+            Timestamp::from_millis("occurred_at", Timestamp::now().millis() + 2 * 86_400_000)
+                .is_err()
+        );
     }
 
     #[test]

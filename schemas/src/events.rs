@@ -75,7 +75,12 @@ pub struct PlaybackEvent {
     pub position_ms: PositionMs,
     pub occurred_at: Timestamp,
 }
-event!(PlaybackEvent, topics::PLAYBACK_EVENTS, "playback_event.avsc", |e| e.user_id.to_string());
+event!(
+    PlaybackEvent,
+    topics::PLAYBACK_EVENTS,
+    "playback_event.avsc",
+    |e| e.user_id.to_string()
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MovieViewing {
@@ -85,7 +90,12 @@ pub struct MovieViewing {
     pub viewed_seconds: i64,
     pub occurred_at: Timestamp,
 }
-event!(MovieViewing, topics::MOVIE_VIEWINGS, "movie_viewing.avsc", |e| e.user_id.to_string());
+event!(
+    MovieViewing,
+    topics::MOVIE_VIEWINGS,
+    "movie_viewing.avsc",
+    |e| e.user_id.to_string()
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rating {
@@ -95,7 +105,9 @@ pub struct Rating {
     pub score: Score,
     pub occurred_at: Timestamp,
 }
-event!(Rating, topics::RATINGS, "rating.avsc", |e| e.user_id.to_string());
+event!(Rating, topics::RATINGS, "rating.avsc", |e| e
+    .user_id
+    .to_string());
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,7 +124,9 @@ pub struct Favourite {
     pub action: FavouriteAction,
     pub occurred_at: Timestamp,
 }
-event!(Favourite, topics::FAVOURITES, "favourite.avsc", |e| e.user_id.to_string());
+event!(Favourite, topics::FAVOURITES, "favourite.avsc", |e| e
+    .user_id
+    .to_string());
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -129,7 +143,9 @@ pub struct Follow {
     pub action: FollowAction,
     pub occurred_at: Timestamp,
 }
-event!(Follow, topics::FOLLOWS, "follow.avsc", |e| e.follower_id.to_string());
+event!(Follow, topics::FOLLOWS, "follow.avsc", |e| e
+    .follower_id
+    .to_string());
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostCreated {
@@ -139,7 +155,9 @@ pub struct PostCreated {
     pub text: String,
     pub occurred_at: Timestamp,
 }
-event!(PostCreated, topics::POSTS, "post_created.avsc", |e| e.author_id.to_string());
+event!(PostCreated, topics::POSTS, "post_created.avsc", |e| e
+    .author_id
+    .to_string());
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserEvent {
@@ -150,11 +168,16 @@ pub struct UserEvent {
     pub properties: HashMap<String, String>,
     pub occurred_at: Timestamp,
 }
-event!(UserEvent, topics::USER_EVENTS, "user_event.avsc", |e| match (&e.user_id, &e.anonymous_id) {
-    (Some(u), _) => u.to_string(),
-    (None, Some(a)) => a.clone(),
-    (None, None) => e.event_id.to_string(),
-});
+event!(
+    UserEvent,
+    topics::USER_EVENTS,
+    "user_event.avsc",
+    |e| match (&e.user_id, &e.anonymous_id) {
+        (Some(u), _) => u.to_string(),
+        (None, Some(a)) => a.clone(),
+        (None, None) => e.event_id.to_string(),
+    }
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoFetchRequested {
@@ -163,9 +186,12 @@ pub struct VideoFetchRequested {
     pub requested_by: Option<UserId>,
     pub occurred_at: Timestamp,
 }
-event!(VideoFetchRequested, topics::VIDEO_FETCH_REQUESTS, "video_fetch_requested.avsc", |e| e
-    .query
-    .clone());
+event!(
+    VideoFetchRequested,
+    topics::VIDEO_FETCH_REQUESTS,
+    "video_fetch_requested.avsc",
+    |e| e.query.clone()
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoFetched {
@@ -180,7 +206,12 @@ pub struct VideoFetched {
     pub query: String,
     pub fetched_at: Timestamp,
 }
-event!(VideoFetched, topics::VIDEOS_FETCHED, "video_fetched.avsc", |e| e.video_id.clone());
+event!(
+    VideoFetched,
+    topics::VIDEOS_FETCHED,
+    "video_fetched.avsc",
+    |e| e.video_id.clone()
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -209,4 +240,9 @@ pub struct ResizeRequested {
     pub format: ImageFormat,
     pub occurred_at: Timestamp,
 }
-event!(ResizeRequested, topics::RESIZE_REQUESTS, "resize_requested.avsc", |e| e.task_id.to_string());
+event!(
+    ResizeRequested,
+    topics::RESIZE_REQUESTS,
+    "resize_requested.avsc",
+    |e| e.task_id.to_string()
+);

@@ -57,9 +57,30 @@ async fn every_event_roundtrips_through_the_registry() {
         })
         .await;
     }
-    roundtrip(MovieViewing { event_id, user_id, movie_id, viewed_seconds: 42, occurred_at: t }).await;
-    roundtrip(Rating { event_id, user_id, movie_id, score: Score::parse(7).unwrap(), occurred_at: t }).await;
-    roundtrip(Favourite { event_id, user_id, movie_id, action: FavouriteAction::Removed, occurred_at: t }).await;
+    roundtrip(MovieViewing {
+        event_id,
+        user_id,
+        movie_id,
+        viewed_seconds: 42,
+        occurred_at: t,
+    })
+    .await;
+    roundtrip(Rating {
+        event_id,
+        user_id,
+        movie_id,
+        score: Score::parse(7).unwrap(),
+        occurred_at: t,
+    })
+    .await;
+    roundtrip(Favourite {
+        event_id,
+        user_id,
+        movie_id,
+        action: FavouriteAction::Removed,
+        occurred_at: t,
+    })
+    .await;
     roundtrip(Follow {
         event_id,
         follower_id: user_id,
@@ -94,7 +115,13 @@ async fn every_event_roundtrips_through_the_registry() {
         occurred_at: t,
     })
     .await;
-    roundtrip(VideoFetchRequested { event_id, query: "sri lanka".into(), requested_by: Some(user_id), occurred_at: t }).await;
+    roundtrip(VideoFetchRequested {
+        event_id,
+        query: "sri lanka".into(),
+        requested_by: Some(user_id),
+        occurred_at: t,
+    })
+    .await;
     roundtrip(VideoFetched {
         event_id,
         video_id: "dQw4w9WgXcQ".into(),
@@ -103,7 +130,10 @@ async fn every_event_roundtrips_through_the_registry() {
         channel_id: "UC1".into(),
         channel_title: "Channel".into(),
         published_at: t,
-        thumbnails: HashMap::from([("default".to_string(), "https://i.ytimg.com/x.jpg".to_string())]),
+        thumbnails: HashMap::from([(
+            "default".to_string(),
+            "https://i.ytimg.com/x.jpg".to_string(),
+        )]),
         query: "q".into(),
         fetched_at: t,
     })
@@ -134,10 +164,16 @@ async fn registering_all_is_idempotent() {
 async fn poison_records_are_invalid_not_retriable() {
     let codec = codec();
     // Bad magic byte.
-    let err = codec.decode::<PlaybackEvent>(&[7, 0, 0, 0, 1, 2]).await.unwrap_err();
+    let err = codec
+        .decode::<PlaybackEvent>(&[7, 0, 0, 0, 1, 2])
+        .await
+        .unwrap_err();
     assert!(matches!(err, CodecError::Invalid(_)), "{err:?}");
     // Unknown schema id.
-    let err = codec.decode::<PlaybackEvent>(&[0, 0x7f, 0, 0, 1, 2]).await.unwrap_err();
+    let err = codec
+        .decode::<PlaybackEvent>(&[0, 0x7f, 0, 0, 1, 2])
+        .await
+        .unwrap_err();
     assert!(matches!(err, CodecError::Invalid(_)), "{err:?}");
     // A well-formed Avro record whose user_id is not a UUID.
     let (event_id, user_id, movie_id) = ids();
@@ -162,9 +198,15 @@ async fn poison_records_are_invalid_not_retriable() {
     let mut poison = bytes[..5].to_vec();
     poison.extend(datum(&schema, record));
     let err = codec.decode::<PlaybackEvent>(&poison).await.unwrap_err();
-    assert!(matches!(err, CodecError::Invalid(ref m) if m.contains("user_id")), "{err:?}");
+    assert!(
+        matches!(err, CodecError::Invalid(ref m) if m.contains("user_id")),
+        "{err:?}"
+    );
     // Truncated body.
-    let err = codec.decode::<PlaybackEvent>(&bytes[..bytes.len() - 3]).await.unwrap_err();
+    let err = codec
+        .decode::<PlaybackEvent>(&bytes[..bytes.len() - 3])
+        .await
+        .unwrap_err();
     assert!(matches!(err, CodecError::Invalid(_)), "{err:?}");
 }
 
@@ -173,17 +215,19 @@ async fn a_backward_incompatible_change_is_refused() {
     let settings = SrSettings::new(registry_url());
     let subject = format!("compat-test-{}-value", uuid::Uuid::new_v4());
     let v1 = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#;
-    let added_without_default =
-        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"long"}]}"#;
-    let added_with_default =
-        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"long","default":0}]}"#;
+    let added_without_default = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"long"}]}"#;
+    let added_with_default = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"},{"name":"b","type":"long","default":0}]}"#;
     let supplied = |s: &str| SuppliedSchema::new(None, SchemaType::Avro, s.to_string());
-    let first = post_schema(&settings, subject.clone(), supplied(v1)).await.unwrap();
+    let first = post_schema(&settings, subject.clone(), supplied(v1))
+        .await
+        .unwrap();
     let err = post_schema(&settings, subject.clone(), supplied(added_without_default))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("409"), "{err}");
-    let second = post_schema(&settings, subject.clone(), supplied(added_with_default)).await.unwrap();
+    let second = post_schema(&settings, subject.clone(), supplied(added_with_default))
+        .await
+        .unwrap();
     assert_ne!(second.id, first.id);
 }
 
@@ -211,7 +255,10 @@ async fn an_older_writer_is_resolved_to_our_schema() {
     let record = Value::Record(vec![
         ("event_id".into(), Value::String(event_id.to_string())),
         ("user_id".into(), Value::Union(0, Box::new(Value::Null))),
-        ("anonymous_id".into(), Value::Union(1, Box::new(Value::String("a".into())))),
+        (
+            "anonymous_id".into(),
+            Value::Union(1, Box::new(Value::String("a".into()))),
+        ),
         ("event_type".into(), Value::String("click".into())),
         ("occurred_at".into(), Value::TimestampMillis(5)),
     ]);

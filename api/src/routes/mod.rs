@@ -3,13 +3,18 @@ pub mod playback;
 
 use actix_web::web;
 
+use schemas::domain::DomainError;
+
 use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .route("/healthcheck/ping", web::get().to(health::ping))
-            .route("/movies/playback-event", web::post().to(playback::playback_event)),
+            .route(
+                "/movies/playback-event",
+                web::post().to(playback::playback_event),
+            ),
     );
 }
 
@@ -35,26 +40,14 @@ pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| ApiError::BadJson(e.to_string()))
 }
 
-/// Collects field errors so one response names every bad field.
-#[derive(Default)]
-pub(crate) struct Validation(Vec<schemas::domain::DomainError>);
-
-impl Validation {
-    pub(crate) fn check<T>(&mut self, r: Result<T, schemas::domain::DomainError>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.0.push(e);
-                None
-            }
-        }
-    }
-
-    pub(crate) fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Invalid(self.0))
-        }
+/// Every field error at once, so one response names every bad field.
+pub(crate) fn all_valid<'a>(
+    errors: impl IntoIterator<Item = Option<&'a DomainError>>,
+) -> Result<(), ApiError> {
+    let errors: Vec<DomainError> = errors.into_iter().flatten().cloned().collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(errors))
     }
 }

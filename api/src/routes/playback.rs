@@ -7,7 +7,7 @@ use schemas::events::{PlaybackEvent, PlaybackEventType};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json_body, BodyLimit, Validation};
+use super::{all_valid, json_body, BodyLimit};
 use crate::error::ApiError;
 use crate::telemetry::TraceContext;
 
@@ -27,34 +27,34 @@ pub struct PlaybackEventRequest {
 
 impl PlaybackEventRequest {
     pub fn into_event(self) -> Result<PlaybackEvent, ApiError> {
-        let mut v = Validation::default();
-        let event_id = match &self.event_id {
-            Some(raw) => v.check(EventId::parse(raw)),
-            None => Some(EventId::new_random()),
-        };
-        let user_id = v.check(UserId::parse(&self.user_id));
-        let movie_id = v.check(MovieId::parse(&self.movie_id));
-        let event_type = v.check(parse_event_type(&self.event_type));
-        let position_ms = v.check(PositionMs::parse(self.position_ms));
-        let occurred_at = match &self.occurred_at {
-            Some(raw) => v.check(Timestamp::parse_rfc3339("occurred_at", raw)),
-            None => Some(Timestamp::now()),
-        };
-        v.finish()?;
-        // Every field is Some when validation passed.
-        match (event_id, user_id, movie_id, event_type, position_ms, occurred_at) {
-            (Some(event_id), Some(user_id), Some(movie_id), Some(event_type), Some(position_ms), Some(occurred_at)) => {
-                Ok(PlaybackEvent {
-                    event_id,
-                    user_id,
-                    movie_id,
-                    event_type,
-                    position_ms,
-                    occurred_at,
-                })
-            }
-            _ => Err(ApiError::Internal("validation state".into())),
-        }
+        let event_id = self
+            .event_id
+            .as_deref()
+            .map_or_else(|| Ok(EventId::new_random()), EventId::parse);
+        let user_id = UserId::parse(&self.user_id);
+        let movie_id = MovieId::parse(&self.movie_id);
+        let event_type = parse_event_type(&self.event_type);
+        let position_ms = PositionMs::parse(self.position_ms);
+        let occurred_at = self.occurred_at.as_deref().map_or_else(
+            || Ok(Timestamp::now()),
+            |raw| Timestamp::parse_rfc3339("occurred_at", raw),
+        );
+        all_valid([
+            event_id.as_ref().err(),
+            user_id.as_ref().err(),
+            movie_id.as_ref().err(),
+            event_type.as_ref().err(),
+            position_ms.as_ref().err(),
+            occurred_at.as_ref().err(),
+        ])?;
+        Ok(PlaybackEvent {
+            event_id: event_id?,
+            user_id: user_id?,
+            movie_id: movie_id?,
+            event_type: event_type?,
+            position_ms: position_ms?,
+            occurred_at: occurred_at?,
+        })
     }
 }
 
@@ -76,7 +76,9 @@ pub async fn playback_event(
     limit: web::Data<BodyLimit>,
     producer: web::Data<EventProducer>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = json_body::<PlaybackEventRequest>(body, &limit).await?.into_event()?;
+    let event = json_body::<PlaybackEventRequest>(body, &limit)
+        .await?
+        .into_event()?;
     let trace = TraceContext::from_request(&req);
     let span = tracing::info_span!(
         "produce",

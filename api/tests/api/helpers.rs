@@ -82,7 +82,8 @@ impl TestApp {
                 .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
                 .unwrap();
             if high > low {
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                    .unwrap();
                 remaining += high - low;
             }
         }
@@ -106,7 +107,9 @@ impl TestApp {
     pub async fn find<E: schemas::Event>(&self, event_id: &str) -> Option<(OwnedMessage, E)> {
         let codec = schemas::Codec::new(&self.settings.stack.schema_registry_url).unwrap();
         for msg in self.records(E::TOPIC).await {
-            let Some(payload) = msg.payload() else { continue };
+            let Some(payload) = msg.payload() else {
+                continue;
+            };
             if let Ok(event) = codec.decode::<E>(payload).await {
                 if event.event_id().to_string() == event_id {
                     return Some((msg, event));

@@ -29,7 +29,10 @@ async fn a_valid_event_is_acked_and_on_the_topic_as_posted() {
     let resp = app
         .client
         .post(format!("{}{PATH}", app.address))
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .header("x-request-id", "req-42")
         .json(&json!({
             "event_id": event_id,
@@ -46,7 +49,10 @@ async fn a_valid_event_is_acked_and_on_the_topic_as_posted() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body, json!({"status": "accepted", "event_id": event_id}));
 
-    let (msg, event) = app.find::<PlaybackEvent>(&event_id).await.expect("on the topic");
+    let (msg, event) = app
+        .find::<PlaybackEvent>(&event_id)
+        .await
+        .expect("on the topic");
     assert_eq!(msg.key(), Some(user_id.as_bytes()));
     assert_eq!(event.user_id.to_string(), user_id);
     assert_eq!(event.movie_id.to_string(), movie_id);
@@ -63,7 +69,10 @@ async fn a_valid_event_is_acked_and_on_the_topic_as_posted() {
     };
     assert_eq!(header("x-request-id").as_deref(), Some("req-42"));
     let traceparent = header("traceparent").unwrap();
-    assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{traceparent}");
+    assert!(
+        traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{traceparent}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,20 +95,34 @@ async fn bad_input_is_a_400_with_a_json_body_and_nothing_reaches_kafka() {
         assert_eq!(resp.status(), 400, "{body}");
         let json: Value = resp.json().await.unwrap();
         assert_eq!(json["error"], error, "{body}");
-        assert!(json["details"].as_array().is_some_and(|d| !d.is_empty()), "{json}");
+        assert!(
+            json["details"].as_array().is_some_and(|d| !d.is_empty()),
+            "{json}"
+        );
     }
     // One response names every bad field.
     let resp = app
-        .post_json(PATH, &json!({"user_id": "u", "movie_id": "m", "event_type": "play", "position_ms": -1}))
+        .post_json(
+            PATH,
+            &json!({"user_id": "u", "movie_id": "m", "event_type": "play", "position_ms": -1}),
+        )
         .await;
     let json: Value = resp.json().await.unwrap();
-    let fields: Vec<&str> = json["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = json["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["user_id", "movie_id", "position_ms"]);
 
     // None of the user's events reached the topic.
     let codec = schemas::Codec::new(&app.settings.stack.schema_registry_url).unwrap();
     for msg in app.records(schemas::topics::PLAYBACK_EVENTS).await {
-        if let Ok(e) = codec.decode::<PlaybackEvent>(msg.payload().unwrap_or_default()).await {
+        if let Ok(e) = codec
+            .decode::<PlaybackEvent>(msg.payload().unwrap_or_default())
+            .await
+        {
             assert_ne!(e.user_id.to_string(), good_user);
         }
     }
@@ -108,7 +131,10 @@ async fn bad_input_is_a_400_with_a_json_body_and_nothing_reaches_kafka() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_is_a_413_with_a_json_body() {
     let app = spawn_app().await;
-    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(app.settings.max_body_bytes + 1));
+    let big = format!(
+        "{{\"pad\": \"{}\"}}",
+        "x".repeat(app.settings.max_body_bytes + 1)
+    );
     let resp = app.post_raw(PATH, big).await;
     assert_eq!(resp.status(), 413);
     let json: Value = resp.json().await.unwrap();

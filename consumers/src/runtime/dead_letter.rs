@@ -1,8 +1,8 @@
 //! The dead-letter topic: the original key and bytes, the original headers, and headers that say
 //! where the record came from and why it was refused. `consumers replay` re-drives them.
 
-use rdkafka::message::{BorrowedMessage, Headers, Message};
 use producers::{ProducerConfig, RawProducer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::{RuntimeConfig, RuntimeError};
 
@@ -80,7 +80,10 @@ impl DeadLetters {
     }
 
     /// Sends every dead letter and waits for all acks.
-    pub(crate) async fn send_all(&self, dead: &[DeadLetter]) -> Result<(), producers::ProduceError> {
+    pub(crate) async fn send_all(
+        &self,
+        dead: &[DeadLetter],
+    ) -> Result<(), producers::ProduceError> {
         let sends = dead.iter().map(|d| {
             let partition = d.partition.to_string();
             let offset = d.offset.to_string();

@@ -70,7 +70,9 @@ impl RuntimeConfig {
         Ok(Self {
             brokers: common::config::StackConfig::from_env().kafka_brokers,
             group_id: env_or("CONSUMER_GROUP", default_group),
-            topic: std::env::var("CONSUMER_TOPIC").ok().filter(|t| !t.is_empty()),
+            topic: std::env::var("CONSUMER_TOPIC")
+                .ok()
+                .filter(|t| !t.is_empty()),
             dead_letter_topic: env_or("DEAD_LETTER_TOPIC", schemas::topics::DEAD_LETTER),
             max_rows: env_parse("BATCH_MAX_ROWS", 10_000)?,
             max_bytes: env_parse("BATCH_MAX_BYTES", 8 * 1024 * 1024)?,
@@ -153,7 +155,10 @@ pub async fn run<S: Sink>(
     sink: S,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Arc<Stats>, RuntimeError> {
-    let topic = config.topic.clone().unwrap_or_else(|| S::Event::TOPIC.to_string());
+    let topic = config
+        .topic
+        .clone()
+        .unwrap_or_else(|| S::Event::TOPIC.to_string());
     let rebalances = RebalanceLog::default();
     let consumer = build_consumer(&config, rebalances.clone())?;
     consumer
@@ -188,10 +193,22 @@ pub async fn run<S: Sink>(
         }
         pending.drop_partitions(&rebalances.take_revoked());
         let full = pending.events.len() >= config.max_rows || pending.bytes >= config.max_bytes;
-        let due = pending.started.is_some_and(|s| s.elapsed() >= config.max_wait);
+        let due = pending
+            .started
+            .is_some_and(|s| s.elapsed() >= config.max_wait);
         if !pending.is_empty() && (full || due) {
             let batch = std::mem::replace(&mut pending, Pending::new());
-            if !flush(&sink, &topic, &consumer, &dead_letters, &stats, batch, &mut shutdown).await {
+            if !flush(
+                &sink,
+                &topic,
+                &consumer,
+                &dead_letters,
+                &stats,
+                batch,
+                &mut shutdown,
+            )
+            .await
+            {
                 // Shut down while the batch could not be written: commit nothing of it.
                 return Ok(stats);
             }
@@ -203,7 +220,15 @@ pub async fn run<S: Sink>(
         tokio::pin!(never);
         let _ = tokio::time::timeout(
             Duration::from_secs(30),
-            flush(&sink, &topic, &consumer, &dead_letters, &stats, pending, &mut never),
+            flush(
+                &sink,
+                &topic,
+                &consumer,
+                &dead_letters,
+                &stats,
+                pending,
+                &mut never,
+            ),
         )
         .await;
     }
@@ -247,7 +272,9 @@ async fn accept<E: Event>(
                 }
             }
             Err(e) => {
-                pending.dead.push(DeadLetter::from_message(msg, e.to_string()));
+                pending
+                    .dead
+                    .push(DeadLetter::from_message(msg, e.to_string()));
                 return;
             }
         }
@@ -320,7 +347,12 @@ async fn flush<S: Sink>(
         stats.written.fetch_add(written, Ordering::Relaxed);
         stats.dead_lettered.fetch_add(dead, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(written, dead, ms = started.elapsed().as_millis() as u64, "batch committed");
+        tracing::debug!(
+            written,
+            dead,
+            ms = started.elapsed().as_millis() as u64,
+            "batch committed"
+        );
         true
     }
     .instrument(span)

@@ -88,7 +88,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/subjects/{subject}", web::delete().to(delete_subject))
         .route("/subjects/{subject}/versions", web::get().to(list_versions))
         .route("/subjects/{subject}/versions", web::post().to(register))
-        .route("/subjects/{subject}/versions/{version}", web::get().to(get_version))
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            web::get().to(get_version),
+        )
         .route(
             "/subjects/{subject}/versions/{version}/schema",
             web::get().to(get_version_schema),
@@ -96,7 +99,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/schemas/ids/{id}", web::get().to(get_by_id))
         .route("/schemas/ids/{id}/schema", web::get().to(get_raw_by_id))
         .route("/schemas/ids/{id}/versions", web::get().to(id_versions))
-        .route("/schemas/types", web::get().to(|| async { ok(json!(["AVRO"])) }))
+        .route(
+            "/schemas/types",
+            web::get().to(|| async { ok(json!(["AVRO"])) }),
+        )
         .route(
             "/compatibility/subjects/{subject}/versions/{version}",
             web::post().to(compatibility),
@@ -122,7 +128,11 @@ async fn list_versions(r: Data, s: web::Path<String>, q: web::Query<Flags>) -> R
 
 async fn get_version(r: Data, p: web::Path<(String, String)>, q: web::Query<Flags>) -> Reply {
     let sel = VersionSel::parse(&p.1)?;
-    ok(json!(r.store.read().unwrap().version(&p.0, sel, q.deleted)?))
+    ok(json!(r
+        .store
+        .read()
+        .unwrap()
+        .version(&p.0, sel, q.deleted)?))
 }
 
 async fn get_version_schema(r: Data, p: web::Path<(String, String)>) -> Reply {
@@ -180,7 +190,13 @@ async fn delete_subject(r: Data, s: web::Path<String>, q: web::Query<Flags>) -> 
     ok(json!(versions))
 }
 
-async fn check(r: &Registry, subject: &str, sel: Option<VersionSel>, body: &[u8], verbose: bool) -> Reply {
+async fn check(
+    r: &Registry,
+    subject: &str,
+    sel: Option<VersionSel>,
+    body: &[u8],
+    verbose: bool,
+) -> Reply {
     let c = candidate(body)?;
     let store = r.store.read().unwrap();
     let level = store.effective_level(subject);
@@ -192,12 +208,22 @@ async fn check(r: &Registry, subject: &str, sel: Option<VersionSel>, body: &[u8]
     ok(answer)
 }
 
-async fn compatibility(r: Data, p: web::Path<(String, String)>, q: web::Query<Flags>, body: web::Bytes) -> Reply {
+async fn compatibility(
+    r: Data,
+    p: web::Path<(String, String)>,
+    q: web::Query<Flags>,
+    body: web::Bytes,
+) -> Reply {
     let sel = VersionSel::parse(&p.1)?;
     check(&r, &p.0, Some(sel), &body, q.verbose).await
 }
 
-async fn compatibility_all(r: Data, s: web::Path<String>, q: web::Query<Flags>, body: web::Bytes) -> Reply {
+async fn compatibility_all(
+    r: Data,
+    s: web::Path<String>,
+    q: web::Query<Flags>,
+    body: web::Bytes,
+) -> Reply {
     check(&r, &s, None, &body, q.verbose).await
 }
 
@@ -236,7 +262,9 @@ async fn get_subject_config(r: Data, s: web::Path<String>, q: web::Query<Flags>)
 async fn put_subject_config(r: Data, s: web::Path<String>, body: web::Bytes) -> Reply {
     let level = level_of(&body)?;
     let _writer = r.writer.lock().await;
-    r.log.append(vec![config_record(Some(&s), Some(level))]).await?;
+    r.log
+        .append(vec![config_record(Some(&s), Some(level))])
+        .await?;
     ok(json!({"compatibility": level}))
 }
 

@@ -59,11 +59,15 @@ pub async fn run(
         writer: tokio::sync::Mutex::new(()),
     });
     tracing::info!(addr = %listener.local_addr()?, topic = %settings.topic, "schema registry serving");
-    let server = HttpServer::new(move || App::new().app_data(registry.clone()).configure(http::routes))
-        .workers(2)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(registry.clone())
+            .configure(http::routes)
+    })
+    .workers(2)
+    .disable_signals()
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown.await;

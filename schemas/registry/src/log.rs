@@ -5,11 +5,11 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use producers::admin::{ensure_topics, TopicSpec};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use producers::admin::{ensure_topics, TopicSpec};
 use tokio::sync::watch;
 
 use crate::error::RegistryError;
@@ -120,7 +120,11 @@ impl SchemaLog {
     }
 }
 
-async fn read_loop(consumer: Arc<StreamConsumer>, store: Arc<RwLock<Store>>, tx: watch::Sender<i64>) {
+async fn read_loop(
+    consumer: Arc<StreamConsumer>,
+    store: Arc<RwLock<Store>>,
+    tx: watch::Sender<i64>,
+) {
     loop {
         match consumer.recv().await {
             Ok(msg) => {

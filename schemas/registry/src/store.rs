@@ -59,7 +59,8 @@ impl Candidate {
         }
         let json: Value = serde_json::from_str(schema)
             .map_err(|e| RegistryError::InvalidSchema(format!("not JSON: {e}")))?;
-        let parsed = Schema::parse(&json).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
+        let parsed =
+            Schema::parse(&json).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
         Ok(Self {
             normalized: sorted_json(&json),
             parsed,
@@ -151,8 +152,12 @@ impl Store {
         let key: Value = serde_json::from_slice(key).map_err(|e| format!("bad key: {e}"))?;
         match key.get("keytype").and_then(Value::as_str) {
             Some("SCHEMA") => {
-                let subject = key["subject"].as_str().ok_or("SCHEMA key without subject")?;
-                let version = key["version"].as_u64().ok_or("SCHEMA key without version")? as u32;
+                let subject = key["subject"]
+                    .as_str()
+                    .ok_or("SCHEMA key without subject")?;
+                let version = key["version"]
+                    .as_u64()
+                    .ok_or("SCHEMA key without version")? as u32;
                 match value {
                     None => {
                         if let Some(versions) = self.subjects.get_mut(subject) {
@@ -183,7 +188,9 @@ impl Store {
                     Some(v) => {
                         let v: Value =
                             serde_json::from_slice(v).map_err(|e| format!("bad value: {e}"))?;
-                        let raw = v["compatibilityLevel"].as_str().ok_or("config without level")?;
+                        let raw = v["compatibilityLevel"]
+                            .as_str()
+                            .ok_or("config without level")?;
                         Some(Level::parse(raw).map_err(|e| e.to_string())?)
                     }
                 };
@@ -233,7 +240,11 @@ impl Store {
         Ok(live)
     }
 
-    pub fn versions(&self, subject: &str, include_deleted: bool) -> Result<Vec<u32>, RegistryError> {
+    pub fn versions(
+        &self,
+        subject: &str,
+        include_deleted: bool,
+    ) -> Result<Vec<u32>, RegistryError> {
         Ok(self
             .live_versions(subject, include_deleted)?
             .into_iter()
@@ -335,8 +346,9 @@ impl Store {
         let mut problems = Vec::new();
         for v in targets {
             let old = self.version(subject, VersionSel::Number(v), false)?;
-            let old_schema = Schema::parse_str(&old.schema)
-                .map_err(|e| RegistryError::Store(format!("stored schema {} unparsable: {e}", old.id)))?;
+            let old_schema = Schema::parse_str(&old.schema).map_err(|e| {
+                RegistryError::Store(format!("stored schema {} unparsable: {e}", old.id))
+            })?;
             let backward = matches!(
                 level,
                 Level::Backward | Level::BackwardTransitive | Level::Full | Level::FullTransitive
@@ -347,12 +359,16 @@ impl Store {
             );
             if backward {
                 if let Err(e) = SchemaCompatibility::can_read(&old_schema, &c.parsed) {
-                    problems.push(format!("version {v}: new schema cannot read data written with it: {e}"));
+                    problems.push(format!(
+                        "version {v}: new schema cannot read data written with it: {e}"
+                    ));
                 }
             }
             if forward {
                 if let Err(e) = SchemaCompatibility::can_read(&c.parsed, &old_schema) {
-                    problems.push(format!("version {v}: it cannot read data written with the new schema: {e}"));
+                    problems.push(format!(
+                        "version {v}: it cannot read data written with the new schema: {e}"
+                    ));
                 }
             }
         }
@@ -389,7 +405,10 @@ impl Store {
             .and_then(|v| v.keys().next_back().copied())
             .unwrap_or(0)
             + 1;
-        Ok((id, Some(schema_record(subject, version, id, &c.normalized, false))))
+        Ok((
+            id,
+            Some(schema_record(subject, version, id, &c.normalized, false)),
+        ))
     }
 
     /// Plans `DELETE /subjects/{s}`: soft delete marks every version deleted; permanent delete
@@ -404,7 +423,11 @@ impl Store {
             .get(subject)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| RegistryError::SubjectNotFound(subject.to_string()))?;
-        let live: Vec<u32> = all.iter().filter(|(_, e)| !e.deleted).map(|(v, _)| *v).collect();
+        let live: Vec<u32> = all
+            .iter()
+            .filter(|(_, e)| !e.deleted)
+            .map(|(v, _)| *v)
+            .collect();
         if permanent {
             if !live.is_empty() {
                 return Err(RegistryError::SubjectNotSoftDeleted(subject.to_string()));
@@ -455,11 +478,7 @@ pub fn config_record(subject: Option<&str>, level: Option<Level>) -> LogRecord {
     let key = json!({"keytype": "CONFIG", "subject": subject, "magic": 0})
         .to_string()
         .into_bytes();
-    let value = level.map(|l| {
-        json!({ "compatibilityLevel": l })
-            .to_string()
-            .into_bytes()
-    });
+    let value = level.map(|l| json!({ "compatibilityLevel": l }).to_string().into_bytes());
     (key, value)
 }
 
@@ -468,10 +487,8 @@ mod tests {
     use super::*;
 
     const V1: &str = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"string"}]}"#;
-    const V2_WITH_DEFAULT: &str =
-        r#"{"type":"record","name":"T","fields":[{"name":"a","type":"string"},{"name":"b","type":"int","default":0}]}"#;
-    const V2_NO_DEFAULT: &str =
-        r#"{"type":"record","name":"T","fields":[{"name":"a","type":"string"},{"name":"b","type":"int"}]}"#;
+    const V2_WITH_DEFAULT: &str = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"string"},{"name":"b","type":"int","default":0}]}"#;
+    const V2_NO_DEFAULT: &str = r#"{"type":"record","name":"T","fields":[{"name":"a","type":"string"},{"name":"b","type":"int"}]}"#;
 
     fn register(store: &mut Store, subject: &str, schema: &str) -> Result<u32, RegistryError> {
         let c = Candidate::parse(schema, None)?;
@@ -493,7 +510,12 @@ mod tests {
         assert_eq!(s.versions("x-value", false).unwrap(), vec![1]);
         let b = register(&mut s, "x-value", V2_WITH_DEFAULT).unwrap();
         assert_eq!(b, a + 1);
-        assert_eq!(s.version("x-value", VersionSel::Latest, false).unwrap().version, 2);
+        assert_eq!(
+            s.version("x-value", VersionSel::Latest, false)
+                .unwrap()
+                .version,
+            2
+        );
     }
 
     #[test]
@@ -525,7 +547,10 @@ mod tests {
         let mut s = Store::default();
         register(&mut s, "x-value", V1).unwrap();
         assert_eq!(
-            s.plan_delete_subject("x-value", true).unwrap_err().codes().1,
+            s.plan_delete_subject("x-value", true)
+                .unwrap_err()
+                .codes()
+                .1,
             40405
         );
         let (versions, records) = s.plan_delete_subject("x-value", false).unwrap();
@@ -549,7 +574,10 @@ mod tests {
     fn invalid_schema_and_version() {
         assert_eq!(Candidate::parse("{", None).unwrap_err().codes().1, 42201);
         assert_eq!(
-            Candidate::parse(r#"{"type":"nope"}"#, None).unwrap_err().codes().1,
+            Candidate::parse(r#"{"type":"nope"}"#, None)
+                .unwrap_err()
+                .codes()
+                .1,
             42201
         );
         assert_eq!(VersionSel::parse("0").unwrap_err().codes().1, 42202);

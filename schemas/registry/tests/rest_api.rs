@@ -69,67 +69,160 @@ async fn confluent_api_and_state_rebuilt_from_the_log() {
     let u = &a.url;
 
     let (s, body) = call(M::GET, format!("{u}/subjects/none/versions"), None).await;
-    assert_eq!((s.as_u16(), body["error_code"].as_u64()), (404, Some(40401)));
+    assert_eq!(
+        (s.as_u16(), body["error_code"].as_u64()),
+        (404, Some(40401))
+    );
 
     let v1 = schema(&[("a", "string", None)]);
-    let (s, body) = call(M::POST, format!("{u}/subjects/s-value/versions"), Some(v1.clone())).await;
+    let (s, body) = call(
+        M::POST,
+        format!("{u}/subjects/s-value/versions"),
+        Some(v1.clone()),
+    )
+    .await;
     assert_eq!(s, 200);
     let id1 = body["id"].as_u64().unwrap();
-    let (_, again) = call(M::POST, format!("{u}/subjects/s-value/versions"), Some(v1.clone())).await;
-    assert_eq!(again["id"].as_u64(), Some(id1), "identical schema keeps its id");
+    let (_, again) = call(
+        M::POST,
+        format!("{u}/subjects/s-value/versions"),
+        Some(v1.clone()),
+    )
+    .await;
+    assert_eq!(
+        again["id"].as_u64(),
+        Some(id1),
+        "identical schema keeps its id"
+    );
 
-    let (s, body) = call(M::POST, format!("{u}/subjects/s-value/versions"), Some(schema(&[("a", "string", None), ("b", "int", None)]))).await;
+    let (s, body) = call(
+        M::POST,
+        format!("{u}/subjects/s-value/versions"),
+        Some(schema(&[("a", "string", None), ("b", "int", None)])),
+    )
+    .await;
     assert_eq!((s.as_u16(), body["error_code"].as_u64()), (409, Some(409)));
 
-    let (s, body) = call(M::POST, format!("{u}/subjects/s-value/versions"), Some(json!({"schema": "{\"type\":\"nope\"}"}))).await;
-    assert_eq!((s.as_u16(), body["error_code"].as_u64()), (422, Some(42201)));
+    let (s, body) = call(
+        M::POST,
+        format!("{u}/subjects/s-value/versions"),
+        Some(json!({"schema": "{\"type\":\"nope\"}"})),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), body["error_code"].as_u64()),
+        (422, Some(42201))
+    );
 
     let v2 = schema(&[("a", "string", None), ("b", "int", Some(json!(0)))]);
-    let (s, body) = call(M::POST, format!("{u}/compatibility/subjects/s-value/versions/latest"), Some(v2.clone())).await;
-    assert_eq!((s.as_u16(), body["is_compatible"].as_bool()), (200, Some(true)));
-    let (_, body) = call(M::POST, format!("{u}/subjects/s-value/versions"), Some(v2.clone())).await;
+    let (s, body) = call(
+        M::POST,
+        format!("{u}/compatibility/subjects/s-value/versions/latest"),
+        Some(v2.clone()),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), body["is_compatible"].as_bool()),
+        (200, Some(true))
+    );
+    let (_, body) = call(
+        M::POST,
+        format!("{u}/subjects/s-value/versions"),
+        Some(v2.clone()),
+    )
+    .await;
     let id2 = body["id"].as_u64().unwrap();
     assert_ne!(id1, id2);
 
-    let (_, latest) = call(M::GET, format!("{u}/subjects/s-value/versions/latest"), None).await;
+    let (_, latest) = call(
+        M::GET,
+        format!("{u}/subjects/s-value/versions/latest"),
+        None,
+    )
+    .await;
     assert_eq!(latest["version"], 2);
     assert_eq!(latest["id"].as_u64(), Some(id2));
     let (_, versions) = call(M::GET, format!("{u}/subjects/s-value/versions"), None).await;
     assert_eq!(versions, json!([1, 2]));
     let (s, body) = call(M::GET, format!("{u}/subjects/s-value/versions/0"), None).await;
-    assert_eq!((s.as_u16(), body["error_code"].as_u64()), (422, Some(42202)));
+    assert_eq!(
+        (s.as_u16(), body["error_code"].as_u64()),
+        (422, Some(42202))
+    );
     let (s, body) = call(M::GET, format!("{u}/subjects/s-value/versions/9"), None).await;
-    assert_eq!((s.as_u16(), body["error_code"].as_u64()), (404, Some(40402)));
+    assert_eq!(
+        (s.as_u16(), body["error_code"].as_u64()),
+        (404, Some(40402))
+    );
     let (_, by_id) = call(M::GET, format!("{u}/schemas/ids/{id1}"), None).await;
     assert!(by_id["schema"].as_str().unwrap().contains("\"a\""));
     let (s, body) = call(M::GET, format!("{u}/schemas/ids/999999"), None).await;
-    assert_eq!((s.as_u16(), body["error_code"].as_u64()), (404, Some(40403)));
+    assert_eq!(
+        (s.as_u16(), body["error_code"].as_u64()),
+        (404, Some(40403))
+    );
     let (s, found) = call(M::POST, format!("{u}/subjects/s-value"), Some(v1.clone())).await;
     assert_eq!((s.as_u16(), found["version"].as_u64()), (200, Some(1)));
 
     let (_, cfg) = call(M::GET, format!("{u}/config"), None).await;
     assert_eq!(cfg["compatibilityLevel"], "BACKWARD");
-    let (s, body) = call(M::PUT, format!("{u}/config/s-value"), Some(json!({"compatibility": "FULL_TRANSITIVE"}))).await;
-    assert_eq!((s.as_u16(), &body["compatibility"]), (200, &json!("FULL_TRANSITIVE")));
-    let (s, body) = call(M::PUT, format!("{u}/config"), Some(json!({"compatibility": "SIDEWAYS"}))).await;
-    assert_eq!((s.as_u16(), body["error_code"].as_u64()), (422, Some(42203)));
+    let (s, body) = call(
+        M::PUT,
+        format!("{u}/config/s-value"),
+        Some(json!({"compatibility": "FULL_TRANSITIVE"})),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), &body["compatibility"]),
+        (200, &json!("FULL_TRANSITIVE"))
+    );
+    let (s, body) = call(
+        M::PUT,
+        format!("{u}/config"),
+        Some(json!({"compatibility": "SIDEWAYS"})),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), body["error_code"].as_u64()),
+        (422, Some(42203))
+    );
     let (s, body) = call(M::GET, format!("{u}/config/other-value"), None).await;
-    assert_eq!((s.as_u16(), body["error_code"].as_u64()), (404, Some(40408)));
+    assert_eq!(
+        (s.as_u16(), body["error_code"].as_u64()),
+        (404, Some(40408))
+    );
 
     // A second instance on the same log agrees on everything.
     let b = start(&topic).await;
-    let (_, latest_b) = call(M::GET, format!("{}/subjects/s-value/versions/latest", b.url), None).await;
+    let (_, latest_b) = call(
+        M::GET,
+        format!("{}/subjects/s-value/versions/latest", b.url),
+        None,
+    )
+    .await;
     assert_eq!(latest_b, latest);
     let (_, cfg_b) = call(M::GET, format!("{}/config/s-value", b.url), None).await;
     assert_eq!(cfg_b["compatibilityLevel"], "FULL_TRANSITIVE");
     // ... and a write on one is visible on the other once its log is read.
-    let (_, body) = call(M::POST, format!("{}/subjects/t-value/versions", b.url), Some(v1.clone())).await;
-    assert_eq!(body["id"].as_u64(), Some(id1), "ids are global across subjects and instances");
+    let (_, body) = call(
+        M::POST,
+        format!("{}/subjects/t-value/versions", b.url),
+        Some(v1.clone()),
+    )
+    .await;
+    assert_eq!(
+        body["id"].as_u64(),
+        Some(id1),
+        "ids are global across subjects and instances"
+    );
 
     let (s, deleted) = call(M::DELETE, format!("{u}/subjects/s-value"), None).await;
     assert_eq!((s.as_u16(), deleted), (200, json!([1, 2])));
     let (s, body) = call(M::GET, format!("{u}/subjects/s-value/versions"), None).await;
-    assert_eq!((s.as_u16(), body["error_code"].as_u64()), (404, Some(40401)));
+    assert_eq!(
+        (s.as_u16(), body["error_code"].as_u64()),
+        (404, Some(40401))
+    );
     let _ = a.stop.send(());
     let _ = b.stop.send(());
 }

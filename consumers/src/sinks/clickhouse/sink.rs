@@ -29,7 +29,11 @@ impl<E: Table> Sink for ClickHouseSink<E> {
     }
 
     async fn write(&self, batch: &[E]) -> Result<(), SinkError> {
-        let mut insert = self.client.insert::<E::Row>(E::TABLE).await.map_err(classify)?;
+        let mut insert = self
+            .client
+            .insert::<E::Row>(E::TABLE)
+            .await
+            .map_err(classify)?;
         for event in batch {
             insert.write(&event.row()).await.map_err(classify)?;
         }

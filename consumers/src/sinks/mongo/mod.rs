@@ -16,11 +16,31 @@ pub const FOLLOWS: &str = "follows";
 /// (collection, index keys, unique, index name) for every index the sink relies on.
 pub fn indexes() -> Vec<(&'static str, Document, bool, &'static str)> {
     vec![
-        (RATINGS, doc! {"user_id": 1, "movie_id": 1}, true, "ratings_user_movie"),
+        (
+            RATINGS,
+            doc! {"user_id": 1, "movie_id": 1},
+            true,
+            "ratings_user_movie",
+        ),
         (RATINGS, doc! {"movie_id": 1}, false, "ratings_movie"),
-        (FAVOURITES, doc! {"user_id": 1, "movie_id": 1}, true, "favourites_user_movie"),
-        (FOLLOWS, doc! {"follower_id": 1, "followee_id": 1}, true, "follows_follower_followee"),
-        (FOLLOWS, doc! {"followee_id": 1, "follower_id": 1}, false, "follows_followee_follower"),
+        (
+            FAVOURITES,
+            doc! {"user_id": 1, "movie_id": 1},
+            true,
+            "favourites_user_movie",
+        ),
+        (
+            FOLLOWS,
+            doc! {"follower_id": 1, "followee_id": 1},
+            true,
+            "follows_follower_followee",
+        ),
+        (
+            FOLLOWS,
+            doc! {"followee_id": 1, "follower_id": 1},
+            false,
+            "follows_followee_follower",
+        ),
     ]
 }
 
@@ -48,7 +68,9 @@ pub async fn migrate(client: &Client, database: &str) -> Result<usize, MongoErro
                     .build(),
             )
             .build();
-        db.collection::<Document>(collection).create_index(model).await?;
+        db.collection::<Document>(collection)
+            .create_index(model)
+            .await?;
     }
     Ok(all.len())
 }
