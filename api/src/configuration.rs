@@ -3,6 +3,18 @@
 use common::config::{env_or, env_parse, ConfigError, StackConfig};
 use producers::ProducerConfig;
 
+use crate::auth::{AuthConfig, AuthConfigError};
+use crate::ratelimit::RateLimit;
+use crate::state::Limits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `API_HOST`.
@@ -11,14 +23,15 @@ pub struct Settings {
     pub port: u16,
     /// `API_WORKERS`: actix worker threads (default: one per core).
     pub workers: usize,
-    /// `API_MAX_BODY_BYTES`: larger bodies get 413.
-    pub max_body_bytes: usize,
+    pub limits: Limits,
+    pub rate_limit: RateLimit,
+    pub auth: AuthConfig,
     pub stack: StackConfig,
     pub producer: ProducerConfig,
 }
 
 impl Settings {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, SettingsError> {
         let stack = StackConfig::from_env();
         Ok(Self {
             host: env_or("API_HOST", "127.0.0.1"),
@@ -27,7 +40,16 @@ impl Settings {
                 "API_WORKERS",
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             )?,
-            max_body_bytes: env_parse("API_MAX_BODY_BYTES", 1024 * 1024)?,
+            limits: Limits {
+                max_body_bytes: env_parse("API_MAX_BODY_BYTES", 64 * 1024)?,
+                batch_max_events: env_parse("BATCH_MAX_EVENTS", 1000)?,
+                batch_max_body_bytes: env_parse("BATCH_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
+            },
+            rate_limit: RateLimit {
+                per_second: env_parse("RATE_LIMIT_PER_SECOND", 1000)?,
+                burst: env_parse("RATE_LIMIT_BURST", 2000)?,
+            },
+            auth: AuthConfig::from_env()?,
             producer: ProducerConfig::from_env(&stack.kafka_brokers)?,
             stack,
         })

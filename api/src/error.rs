@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use producers::ProduceError;
 use schemas::domain::DomainError;
+use serde::Serialize;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,11 +18,25 @@ pub enum ApiError {
     Invalid(Vec<DomainError>),
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("unauthorized")]
+    Unauthorized(String),
+    #[error("forbidden")]
+    Forbidden(String),
     /// Kafka could not take the write within the bound: try again shortly.
     #[error("the event store is unavailable, retry later")]
-    Unavailable(#[source] ProduceError),
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
+}
+
+/// The error body, for the OpenAPI document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in a few words.
+    #[schema(example = "validation failed")]
+    pub error: String,
+    /// Per field or per cause: `{"field": "...", "message": "..."}` or `{"message": "..."}`.
+    pub details: Vec<serde_json::Value>,
 }
 
 impl From<DomainError> for ApiError {
@@ -32,10 +47,26 @@ impl From<DomainError> for ApiError {
 
 impl From<ProduceError> for ApiError {
     fn from(e: ProduceError) -> Self {
+        crate::metrics::produce_error(&e);
         if e.is_transient() {
-            ApiError::Unavailable(e)
+            ApiError::Unavailable(e.to_string())
         } else {
             ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+impl ApiError {
+    pub fn details(&self) -> Vec<serde_json::Value> {
+        match self {
+            ApiError::BadJson(m) | ApiError::Unauthorized(m) | ApiError::Forbidden(m) => {
+                vec![json!({"message": m})]
+            }
+            ApiError::Invalid(errors) => errors
+                .iter()
+                .map(|e| json!({"field": e.field, "message": e.reason}))
+                .collect(),
+            ApiError::TooLarge(_) | ApiError::Unavailable(_) | ApiError::Internal(_) => vec![],
         }
     }
 }
@@ -45,32 +76,29 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadJson(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let details: Vec<serde_json::Value> = match self {
-            ApiError::BadJson(m) => vec![json!({"message": m})],
-            ApiError::Invalid(errors) => errors
-                .iter()
-                .map(|e| json!({"field": e.field, "message": e.reason}))
-                .collect(),
-            ApiError::Unavailable(e) => {
-                tracing::warn!(error = %e, "produce failed");
-                vec![]
-            }
-            ApiError::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
-                vec![]
-            }
-            ApiError::TooLarge(_) => vec![],
-        };
-        let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable(_)) {
-            response.insert_header(("Retry-After", "1"));
+        match self {
+            ApiError::Unavailable(e) => tracing::warn!(error = %e, "produce failed"),
+            ApiError::Internal(e) => tracing::error!(error = %e, "internal error"),
+            _ => {}
         }
-        response.json(json!({"error": self.to_string(), "details": details}))
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Unavailable(_) => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            ApiError::Unauthorized(_) => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            _ => {}
+        }
+        response.json(json!({"error": self.to_string(), "details": self.details()}))
     }
 }

@@ -4,6 +4,9 @@ use anyhow::Context;
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init("api");
     let settings = api::configuration::Settings::from_env()?;
+    if settings.auth.uses_dev_defaults() {
+        tracing::warn!("using the local development API key / JWT secret: set API_KEYS and JWT_HS256_SECRET (or JWT_RS256_PUBLIC_KEY) in production");
+    }
     let app = api::startup::Application::build(&settings).context("building the API")?;
     tracing::info!(host = %settings.host, port = app.port(), "API listening");
     app.run_until_stopped(common::shutdown::signal()).await?;

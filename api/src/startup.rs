@@ -3,12 +3,18 @@
 use std::future::Future;
 use std::net::TcpListener;
 
+use actix_governor::Governor;
 use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use producers::EventProducer;
 use schemas::Codec;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::configuration::Settings;
+use crate::openapi::ApiDoc;
+use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -41,15 +47,33 @@ impl Application {
         let port = listener.local_addr()?.port();
         let codec = Codec::new(&settings.stack.schema_registry_url)?;
         let producer = EventProducer::new(&settings.producer, codec)?;
-        let data = web::Data::new(producer.clone());
-        let max_body = settings.max_body_bytes;
+        let state = web::Data::new(AppState {
+            producer: producer.clone(),
+            auth: settings.auth.clone(),
+            limits: settings.limits,
+            registry_url: settings.stack.schema_registry_url.clone(),
+        });
+        let governor = settings.rate_limit.config();
+        let openapi = ApiDoc::openapi();
         let server = HttpServer::new(move || {
+            let limited = governor.clone();
             App::new()
-                .app_data(data.clone())
-                .app_data(web::Data::new(crate::routes::BodyLimit(max_body)))
+                .app_data(state.clone())
+                .wrap(Condition::new(
+                    limited.is_some(),
+                    Governor::new(&limited.unwrap_or_else(fallback_governor)),
+                ))
+                .wrap(from_fn(crate::metrics::track))
+                // Before the /api/v1 scope, which would otherwise answer 404 for these paths.
+                .service(
+                    SwaggerUi::new("/api/v1/docs/{_:.*}")
+                        .url("/api/v1/openapi.json", openapi.clone()),
+                )
                 .configure(crate::routes::configure)
+                .route("/metrics", web::get().to(crate::metrics::endpoint))
         })
         .workers(settings.workers)
+        .backlog(4096)
         .disable_signals()
         .listen(listener)?
         .run();
@@ -78,4 +102,19 @@ impl Application {
         self.producer.raw().flush(std::time::Duration::from_secs(5));
         Ok(())
     }
+}
+
+/// A governor that is never used: `Condition` needs a value of the same type when limits are off.
+fn fallback_governor() -> actix_governor::GovernorConfig<
+    crate::ratelimit::CallerKey,
+    actix_governor::governor::middleware::NoOpMiddleware<
+        actix_governor::governor::clock::QuantaInstant,
+    >,
+> {
+    crate::ratelimit::RateLimit {
+        per_second: 1,
+        burst: 1,
+    }
+    .config()
+    .expect("a positive rate is a valid config")
 }

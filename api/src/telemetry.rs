@@ -2,7 +2,7 @@
 //! otherwise, and written into the Kafka headers of every event the request produces so consumers
 //! continue the trace.
 
-use actix_web::HttpRequest;
+use actix_web::{HttpMessage, HttpRequest};
 use uuid::Uuid;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -16,6 +16,14 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
+    /// The context the request middleware stored, or (outside it) one read from the headers.
+    pub fn of(req: &HttpRequest) -> Self {
+        req.extensions()
+            .get::<TraceContext>()
+            .cloned()
+            .unwrap_or_else(|| Self::from_request(req))
+    }
+
     pub fn from_request(req: &HttpRequest) -> Self {
         let header = |name: &str| {
             req.headers()

@@ -178,6 +178,20 @@ impl RawProducer {
         }
     }
 
+    /// Asks the brokers for metadata: Ok when the cluster answers within `timeout`.
+    pub async fn check(&self, timeout: Duration) -> Result<(), ProduceError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Timeout::After(timeout))
+                .map(|_| ())
+                .map_err(ProduceError::Delivery)
+        })
+        .await
+        .map_err(|_| ProduceError::Delivery(KafkaError::Canceled))?
+    }
+
     /// Waits for everything in flight (used at shutdown).
     pub fn flush(&self, timeout: Duration) {
         let _ = self.producer.flush(timeout);

@@ -128,6 +128,16 @@ impl Codec {
         }
     }
 
+    /// Ok when the registry answers (lists its subjects).
+    pub async fn check(&self) -> Result<(), CodecError> {
+        schema_registry_converter::async_impl::schema_registry::get_all_subjects(
+            &self.inner.settings,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| CodecError::Unavailable(e.to_string()))
+    }
+
     /// Registers the value schema of every topic under its subject; returns (subject, id).
     /// Idempotent: an identical schema gets its existing id back.
     pub async fn register_all(&self) -> Result<Vec<(String, u32)>, CodecError> {

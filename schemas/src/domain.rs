@@ -90,6 +90,50 @@ uuid_id!(
     "task_id"
 );
 
+/// An anonymous visitor's id (a cookie or device id): 1 to 128 characters of `[A-Za-z0-9._:-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AnonymousId(String);
+
+impl AnonymousId {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 128
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        if ok {
+            Ok(Self(raw.to_string()))
+        } else {
+            Err(DomainError::new(
+                "anonymous_id",
+                "must be 1 to 128 characters of letters, digits and . _ : -",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AnonymousId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for AnonymousId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AnonymousId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A playback position in milliseconds: 0 up to a week of video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PositionMs(u64);

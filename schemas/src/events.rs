@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{EventId, MovieId, PositionMs, PostId, Score, TaskId, Timestamp, UserId};
+use crate::domain::{
+    AnonymousId, EventId, MovieId, PositionMs, PostId, Score, TaskId, Timestamp, UserId,
+};
 use crate::topics;
 
 /// An event of the pipeline: its topic, its Avro schema, its id and its partition key.
@@ -79,6 +81,22 @@ event!(
     PlaybackEvent,
     topics::PLAYBACK_EVENTS,
     "playback_event.avsc",
+    |e| e.user_id.to_string()
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybackPosition {
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub movie_id: MovieId,
+    pub position_ms: PositionMs,
+    pub duration_ms: Option<PositionMs>,
+    pub occurred_at: Timestamp,
+}
+event!(
+    PlaybackPosition,
+    topics::PLAYBACK_POSITIONS,
+    "playback_position.avsc",
     |e| e.user_id.to_string()
 );
 
@@ -163,7 +181,7 @@ event!(PostCreated, topics::POSTS, "post_created.avsc", |e| e
 pub struct UserEvent {
     pub event_id: EventId,
     pub user_id: Option<UserId>,
-    pub anonymous_id: Option<String>,
+    pub anonymous_id: Option<AnonymousId>,
     pub event_type: String,
     pub properties: HashMap<String, String>,
     pub occurred_at: Timestamp,
@@ -174,7 +192,7 @@ event!(
     "user_event.avsc",
     |e| match (&e.user_id, &e.anonymous_id) {
         (Some(u), _) => u.to_string(),
-        (None, Some(a)) => a.clone(),
+        (None, Some(a)) => a.to_string(),
         (None, None) => e.event_id.to_string(),
     }
 );

@@ -24,6 +24,7 @@ pub fn value_subject(topic: &str) -> String {
 }
 
 pub const PLAYBACK_EVENTS: &str = "ugc.playback-events";
+pub const PLAYBACK_POSITIONS: &str = "ugc.playback-positions";
 pub const MOVIE_VIEWINGS: &str = "ugc.movie-viewings";
 pub const RATINGS: &str = "ugc.ratings";
 pub const FAVOURITES: &str = "ugc.favourites";
@@ -42,6 +43,7 @@ use crate::Event;
 /// Every topic of the pipeline, in the order the initialiser creates them.
 pub const ALL: &[Topic] = &[
     topic::<PlaybackEvent>(6),
+    topic::<PlaybackPosition>(6),
     topic::<MovieViewing>(6),
     topic::<Rating>(3),
     topic::<Favourite>(3),

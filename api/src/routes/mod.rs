@@ -1,43 +1,97 @@
+//! The routes, one module per resource, and the helpers every write shares: read the body (413 over
+//! the limit, 400 when it is not the JSON the endpoint takes), validate every field at once, produce,
+//! answer 202 once Kafka acknowledged.
+
+pub mod batch;
+pub mod events;
+pub mod favorites;
+pub mod follows;
 pub mod health;
-pub mod playback;
+pub mod likes;
+pub mod movies;
+pub mod posts;
 
-use actix_web::web;
-
-use schemas::domain::DomainError;
+use actix_web::{web, HttpRequest, HttpResponse};
+use schemas::domain::{DomainError, EventId, Timestamp};
+use schemas::Event;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::error::ApiError;
+use crate::state::AppState;
+use crate::telemetry::TraceContext;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .route("/healthcheck/ping", web::get().to(health::ping))
+            .route("/health/ready", web::get().to(health::ready))
             .route(
                 "/movies/playback-event",
-                web::post().to(playback::playback_event),
-            ),
-    );
+                web::post().to(movies::playback_event),
+            )
+            .route(
+                "/movies/movie-viewing",
+                web::post().to(movies::movie_viewing),
+            )
+            .route(
+                "/movies/playback-position",
+                web::post().to(movies::playback_position),
+            )
+            .route(
+                "/likes/users/{user_id}/movies/{movie_id}",
+                web::post().to(likes::rate),
+            )
+            .route(
+                "/favorites/users/{user_id}/movies/{movie_id}",
+                web::post().to(favorites::add),
+            )
+            .route(
+                "/favorites/users/{user_id}/movies/{movie_id}",
+                web::delete().to(favorites::remove),
+            )
+            .route("/follows/{followee_id}", web::post().to(follows::follow))
+            .route(
+                "/follows/{followee_id}",
+                web::delete().to(follows::unfollow),
+            )
+            .route("/posts", web::post().to(posts::create))
+            .route("/events", web::post().to(events::user_event))
+            .route("/events/batch", web::post().to(batch::batch))
+            .route("/anonymous-events", web::post().to(events::anonymous_event)),
+    )
+    .route("/health/ready", web::get().to(health::ready))
+    .route("/health/live", web::get().to(health::ping));
 }
 
-/// The largest request body accepted (`API_MAX_BODY_BYTES`).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
-
-/// Reads a JSON body into `T`: 413 over the limit, 400 with the parser's reason when it is not
-/// the JSON the endpoint takes.
+/// Reads a JSON body into `T` (an empty body reads as `{}` when `T` allows it).
 pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
-    mut payload: web::Payload,
-    limit: &BodyLimit,
+    payload: web::Payload,
+    limit: usize,
 ) -> Result<T, ApiError> {
+    let body = read_body(payload, limit).await?;
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &body
+    };
+    serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string()))
+}
+
+pub(crate) async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
     use futures::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadJson(e.to_string()))?;
-        if body.len() + chunk.len() > limit.0 {
-            return Err(ApiError::TooLarge(limit.0));
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge(limit));
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body).map_err(|e| ApiError::BadJson(e.to_string()))
+    Ok(body)
 }
 
 /// Every field error at once, so one response names every bad field.
@@ -50,4 +104,77 @@ pub(crate) fn all_valid<'a>(
     } else {
         Err(ApiError::Invalid(errors))
     }
+}
+
+/// A time as clients send it: RFC 3339 text or epoch milliseconds.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum TimeInput {
+    /// RFC 3339, e.g. `2026-11-23T07:18:57.123Z`.
+    Text(String),
+    /// Milliseconds since the epoch.
+    Millis(i64),
+}
+
+/// The client's event id (kept, so a resend is not a second event) or a new one.
+pub(crate) fn event_id(raw: Option<&str>) -> Result<EventId, DomainError> {
+    raw.map_or_else(|| Ok(EventId::new_random()), EventId::parse)
+}
+
+/// The client's time of the event, or now.
+pub(crate) fn occurred_at(
+    field: &'static str,
+    raw: Option<&TimeInput>,
+) -> Result<Timestamp, DomainError> {
+    match raw {
+        None => Ok(Timestamp::now()),
+        Some(TimeInput::Text(t)) => Timestamp::parse_rfc3339(field, t),
+        Some(TimeInput::Millis(ms)) => Timestamp::from_millis(field, *ms),
+    }
+}
+
+/// The 202 answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    #[schema(example = "accepted")]
+    pub status: &'static str,
+    #[schema(format = Uuid)]
+    pub event_id: String,
+}
+
+/// Produces `event` with the request's trace headers; 202 once Kafka acknowledged.
+pub(crate) async fn produce<E: Event>(
+    state: &AppState,
+    req: &HttpRequest,
+    event: E,
+) -> Result<HttpResponse, ApiError> {
+    let trace = TraceContext::of(req);
+    state.producer.send(&event, &trace.kafka_headers()).await?;
+    Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "event_id": event.event_id()})))
+}
+
+/// Responses of every event write, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+pub enum WriteResponses {
+    /// Kafka acknowledged the event.
+    #[response(status = 202)]
+    Accepted(#[to_schema] Accepted),
+    /// The body is not valid JSON for this endpoint, or a field failed validation.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] crate::error::ErrorBody),
+    /// No or invalid credentials.
+    #[response(status = 401)]
+    Unauthorized(crate::error::ErrorBody),
+    /// A user writing another user's event.
+    #[response(status = 403)]
+    Forbidden(crate::error::ErrorBody),
+    /// The body is over the size limit.
+    #[response(status = 413)]
+    TooLarge(crate::error::ErrorBody),
+    /// The caller's rate limit is exceeded; see Retry-After.
+    #[response(status = 429)]
+    TooManyRequests(crate::error::ErrorBody),
+    /// Kafka could not take the write in time; retry after Retry-After seconds.
+    #[response(status = 503)]
+    Unavailable(crate::error::ErrorBody),
 }

@@ -16,13 +16,28 @@ pub struct TestApp {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// Starts the app on a free port, after making sure topics and schemas exist.
-pub async fn spawn_app() -> TestApp {
-    INIT.call_once(|| common::telemetry::init("api-tests"));
+pub const API_KEY: &str = "test-service-key";
+pub const JWT_SECRET: &str = "test-jwt-secret";
+
+/// The test settings: a known API key and JWT secret, no rate limit unless a test sets one.
+pub fn test_settings() -> Settings {
     let mut settings = Settings::from_env().expect("settings");
     settings.port = 0;
     settings.workers = 2;
-    ensure_initialised(&settings).await;
+    settings.auth =
+        api::auth::AuthConfig::new(&format!("tests:{API_KEY}"), JWT_SECRET, None).unwrap();
+    settings.rate_limit.per_second = 0;
+    settings
+}
+
+/// Starts the app on a free port, after making sure topics and schemas exist.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_settings()).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    INIT.call_once(|| common::telemetry::init("api-tests"));
+    ensure_initialised(&test_settings()).await;
     let app = Application::build(&settings).expect("build");
     let address = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -54,17 +69,36 @@ impl TestApp {
         self.post_raw(path, body.to_string()).await
     }
 
+    /// POST as a service (X-Api-Key).
     pub async fn post_raw(&self, path: &str, body: String) -> reqwest::Response {
         self.client
             .post(format!("{}{}", self.address, path))
             .header("content-type", "application/json")
+            .header("x-api-key", API_KEY)
             .body(body)
             .send()
             .await
             .expect("request")
     }
 
-    /// Every record of `topic` written so far (read from the start, until the end offsets).
+    /// A request as the user `user_id` (a valid HS256 token).
+    pub fn as_user(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user_id: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.address, path))
+            .bearer_auth(token(user_id, 3600))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Every record of `topic` written so far: each partition read from its start up to the end
+    /// offset it had when this was called (other tests keep producing meanwhile).
     pub async fn records(&self, topic: &str) -> Vec<OwnedMessage> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.settings.stack.kafka_brokers)
@@ -76,7 +110,7 @@ impl TestApp {
             .fetch_metadata(Some(topic), Duration::from_secs(5))
             .unwrap();
         let mut tpl = TopicPartitionList::new();
-        let mut remaining = 0;
+        let mut ends = std::collections::HashMap::new();
         for p in metadata.topics()[0].partitions() {
             let (low, high) = consumer
                 .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
@@ -84,21 +118,29 @@ impl TestApp {
             if high > low {
                 tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
                     .unwrap();
-                remaining += high - low;
+                ends.insert(p.id(), high);
             }
         }
-        if remaining == 0 {
+        if ends.is_empty() {
             return Vec::new();
         }
         consumer.assign(&tpl).unwrap();
         let mut out = Vec::new();
-        while remaining > 0 {
+        while !ends.is_empty() {
             let msg = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
                 .await
                 .expect("record within 10 s")
                 .unwrap();
-            out.push(msg.detach());
-            remaining -= 1;
+            let (partition, offset) = (msg.partition(), msg.offset());
+            let Some(&end) = ends.get(&partition) else {
+                continue;
+            };
+            if offset < end {
+                out.push(msg.detach());
+            }
+            if offset + 1 >= end {
+                ends.remove(&partition);
+            }
         }
         out
     }
@@ -118,4 +160,30 @@ impl TestApp {
         }
         None
     }
+}
+
+/// A JWT for `sub`, expiring `ttl` seconds from now (negative: already expired).
+pub fn token(sub: &str, ttl: i64) -> String {
+    #[derive(serde::Serialize)]
+    struct Claims<'a> {
+        sub: &'a str,
+        exp: i64,
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &Claims {
+            sub,
+            exp: now + ttl,
+        },
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }

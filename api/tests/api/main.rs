@@ -1,6 +1,10 @@
 //! One test binary for the API: every test starts the real app on port 0 against the local stack
 //! (`make services`) and talks HTTP.
 
+mod auth;
+mod batch;
+mod endpoints;
 mod helpers;
 mod playback;
+mod resilience;
 mod vertical_slice;

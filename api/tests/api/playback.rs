@@ -29,6 +29,7 @@ async fn a_valid_event_is_acked_and_on_the_topic_as_posted() {
     let resp = app
         .client
         .post(format!("{}{PATH}", app.address))
+        .header("x-api-key", crate::helpers::API_KEY)
         .header(
             "traceparent",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
@@ -133,7 +134,7 @@ async fn an_oversized_body_is_a_413_with_a_json_body() {
     let app = spawn_app().await;
     let big = format!(
         "{{\"pad\": \"{}\"}}",
-        "x".repeat(app.settings.max_body_bytes + 1)
+        "x".repeat(app.settings.limits.max_body_bytes + 1)
     );
     let resp = app.post_raw(PATH, big).await;
     assert_eq!(resp.status(), 413);

@@ -1,0 +1,59 @@
+//! The OpenAPI document, generated from the handlers' annotations (`/api/v1/openapi.json`, Swagger
+//! UI at `/api/v1/docs/`).
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cinema UGC events API", description = "Events from the cinema's services and frontend, acknowledged by Kafka."),
+    paths(
+        routes::health::ping,
+        routes::health::ready,
+        routes::movies::playback_event,
+        routes::movies::movie_viewing,
+        routes::movies::playback_position,
+        routes::likes::rate,
+        routes::favorites::add,
+        routes::favorites::remove,
+        routes::follows::follow,
+        routes::follows::unfollow,
+        routes::posts::create,
+        routes::events::user_event,
+        routes::events::anonymous_event,
+        routes::batch::batch,
+    ),
+    components(schemas(crate::error::ErrorBody, routes::Accepted, routes::TimeInput)),
+    modifiers(&Security),
+    tags(
+        (name = "movies", description = "Player events"),
+        (name = "likes", description = "Ratings 0..10"),
+        (name = "favorites"), (name = "follows"), (name = "posts"),
+        (name = "events", description = "Generic frontend events and batches"),
+        (name = "health"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Api-Key"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

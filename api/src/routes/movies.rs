@@ -1,0 +1,220 @@
+//! Player events: actions with a position, watch time, and the current position.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use schemas::domain::{DomainError, MovieId, PositionMs, UserId};
+use schemas::events::{MovieViewing, PlaybackEvent, PlaybackEventType, PlaybackPosition};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{all_valid, event_id, json_body, occurred_at, produce, TimeInput, WriteResponses};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A player action at a position.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PlaybackEventRequest {
+    /// Optional client-chosen UUID: sending the same one again does not count twice.
+    #[schema(format = Uuid)]
+    pub event_id: Option<String>,
+    #[schema(format = Uuid)]
+    pub user_id: String,
+    #[schema(format = Uuid)]
+    pub movie_id: String,
+    #[schema(example = "pause")]
+    pub event_type: PlaybackEventTypeInput,
+    /// Position in the movie, milliseconds, >= 0.
+    #[schema(minimum = 0)]
+    pub position_ms: i64,
+    /// When it happened (RFC 3339 or epoch ms); defaults to when the API received it.
+    pub occurred_at: Option<TimeInput>,
+}
+
+/// play | pause | stop | fast_forward | rewind (anything else is a 400 naming the field).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, example = "play")]
+pub struct PlaybackEventTypeInput(String);
+
+impl PlaybackEventRequest {
+    pub fn into_event(self) -> Result<PlaybackEvent, ApiError> {
+        let event_id = event_id(self.event_id.as_deref());
+        let user_id = UserId::parse(&self.user_id);
+        let movie_id = MovieId::parse(&self.movie_id);
+        let event_type = parse_event_type(&self.event_type.0);
+        let position_ms = PositionMs::parse(self.position_ms);
+        let occurred_at = occurred_at("occurred_at", self.occurred_at.as_ref());
+        all_valid([
+            event_id.as_ref().err(),
+            user_id.as_ref().err(),
+            movie_id.as_ref().err(),
+            event_type.as_ref().err(),
+            position_ms.as_ref().err(),
+            occurred_at.as_ref().err(),
+        ])?;
+        Ok(PlaybackEvent {
+            event_id: event_id?,
+            user_id: user_id?,
+            movie_id: movie_id?,
+            event_type: event_type?,
+            position_ms: position_ms?,
+            occurred_at: occurred_at?,
+        })
+    }
+}
+
+fn parse_event_type(raw: &str) -> Result<PlaybackEventType, DomainError> {
+    PlaybackEventType::ALL
+        .into_iter()
+        .find(|t| t.as_str() == raw)
+        .ok_or_else(|| {
+            DomainError::new(
+                "event_type",
+                format!("{raw:?} is not one of play, pause, stop, fast_forward, rewind"),
+            )
+        })
+}
+
+/// Record a player action (play, pause, stop, fast_forward, rewind) at a position.
+#[utoipa::path(post, path = "/api/v1/movies/playback-event", tag = "movies",
+    request_body = PlaybackEventRequest, responses(WriteResponses),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn playback_event(
+    req: HttpRequest,
+    caller: Caller,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let event = json_body::<PlaybackEventRequest>(body, state.limits.max_body_bytes)
+        .await?
+        .into_event()?;
+    caller.may_act_for(&event.user_id)?;
+    produce(&state, &req, event).await
+}
+
+/// Seconds of a movie watched since the previous report.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MovieViewingRequest {
+    #[schema(format = Uuid)]
+    pub event_id: Option<String>,
+    #[schema(format = Uuid)]
+    pub user_id: String,
+    #[schema(format = Uuid)]
+    pub movie_id: String,
+    /// Seconds watched, 0 to 86400.
+    #[schema(minimum = 0, maximum = 86400)]
+    pub viewed_seconds: i64,
+    pub occurred_at: Option<TimeInput>,
+}
+
+impl MovieViewingRequest {
+    pub fn into_event(self) -> Result<MovieViewing, ApiError> {
+        let event_id = event_id(self.event_id.as_deref());
+        let user_id = UserId::parse(&self.user_id);
+        let movie_id = MovieId::parse(&self.movie_id);
+        let viewed = if (0..=86_400).contains(&self.viewed_seconds) {
+            Ok(self.viewed_seconds)
+        } else {
+            Err(DomainError::new(
+                "viewed_seconds",
+                "must be between 0 and 86400",
+            ))
+        };
+        let occurred_at = occurred_at("occurred_at", self.occurred_at.as_ref());
+        all_valid([
+            event_id.as_ref().err(),
+            user_id.as_ref().err(),
+            movie_id.as_ref().err(),
+            viewed.as_ref().err(),
+            occurred_at.as_ref().err(),
+        ])?;
+        Ok(MovieViewing {
+            event_id: event_id?,
+            user_id: user_id?,
+            movie_id: movie_id?,
+            viewed_seconds: viewed?,
+            occurred_at: occurred_at?,
+        })
+    }
+}
+
+/// Record watch time.
+#[utoipa::path(post, path = "/api/v1/movies/movie-viewing", tag = "movies",
+    request_body = MovieViewingRequest, responses(WriteResponses),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn movie_viewing(
+    req: HttpRequest,
+    caller: Caller,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let event = json_body::<MovieViewingRequest>(body, state.limits.max_body_bytes)
+        .await?
+        .into_event()?;
+    caller.may_act_for(&event.user_id)?;
+    produce(&state, &req, event).await
+}
+
+/// Where the viewer is now (for "continue watching").
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PlaybackPositionRequest {
+    #[schema(format = Uuid)]
+    pub event_id: Option<String>,
+    #[schema(format = Uuid)]
+    pub user_id: String,
+    #[schema(format = Uuid)]
+    pub movie_id: String,
+    #[schema(minimum = 0)]
+    pub position_ms: i64,
+    /// The movie's length, when the player knows it.
+    #[schema(minimum = 0)]
+    pub duration_ms: Option<i64>,
+    pub occurred_at: Option<TimeInput>,
+}
+
+impl PlaybackPositionRequest {
+    pub fn into_event(self) -> Result<PlaybackPosition, ApiError> {
+        let event_id = event_id(self.event_id.as_deref());
+        let user_id = UserId::parse(&self.user_id);
+        let movie_id = MovieId::parse(&self.movie_id);
+        let position_ms = PositionMs::parse(self.position_ms);
+        let duration_ms = self
+            .duration_ms
+            .map(|d| PositionMs::parse(d).map_err(|e| DomainError::new("duration_ms", e.reason)))
+            .transpose();
+        let occurred_at = occurred_at("occurred_at", self.occurred_at.as_ref());
+        all_valid([
+            event_id.as_ref().err(),
+            user_id.as_ref().err(),
+            movie_id.as_ref().err(),
+            position_ms.as_ref().err(),
+            duration_ms.as_ref().err(),
+            occurred_at.as_ref().err(),
+        ])?;
+        Ok(PlaybackPosition {
+            event_id: event_id?,
+            user_id: user_id?,
+            movie_id: movie_id?,
+            position_ms: position_ms?,
+            duration_ms: duration_ms?,
+            occurred_at: occurred_at?,
+        })
+    }
+}
+
+/// Record the current playback position.
+#[utoipa::path(post, path = "/api/v1/movies/playback-position", tag = "movies",
+    request_body = PlaybackPositionRequest, responses(WriteResponses),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn playback_position(
+    req: HttpRequest,
+    caller: Caller,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let event = json_body::<PlaybackPositionRequest>(body, state.limits.max_body_bytes)
+        .await?
+        .into_event()?;
+    caller.may_act_for(&event.user_id)?;
+    produce(&state, &req, event).await
+}

