@@ -6,7 +6,7 @@ CARGO ?= cargo
 VENV  ?= .venv
 BIN   := target/release
 
-.PHONY: build services services-down init run test test-rust test-python lint fmt bench clean-stack
+.PHONY: build services services-down init run test test-rust test-python test-fuzz lint fmt bench clean-stack
 
 build:
 	$(CARGO) build --release --workspace --bins
@@ -28,7 +28,7 @@ run: init
 	scripts/run.sh
 
 ## Everything CI runs: starts services if needed, then every Rust and Python test.
-test: build services test-rust test-python
+test: build services test-rust test-python test-fuzz
 
 test-rust:
 	$(CARGO) test --release --workspace
@@ -36,6 +36,15 @@ test-rust:
 test-python:
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check pytest
 	$(VENV)/bin/python -m pytest -q tests/python
+
+## schemathesis against the API's own OpenAPI document: no generated request may get a 5xx.
+test-fuzz:
+	scripts/schemathesis.sh
+
+## Benchmarks (not timed tests): results go to docs/benchmarks.md.
+bench: build services
+	$(BIN)/ugc-init
+	scripts/bench.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,5 +1,10 @@
 use anyhow::Context;
 
+// Allocation is a quarter of the API's CPU under load with glibc's allocator (perf); mimalloc
+// halves that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init("api");

@@ -9,6 +9,9 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 static INIT: Once = Once::new();
 
+/// How far back `records` looks in each partition.
+const RECENT: i64 = 3_000;
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -97,8 +100,9 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    /// Every record of `topic` written so far: each partition read from its start up to the end
-    /// offset it had when this was called (other tests keep producing meanwhile).
+    /// The records of `topic` written lately: each partition read from `RECENT` records before its
+    /// end up to the end it had when this was called (other tests keep producing meanwhile, and a
+    /// long-lived local broker may hold millions of older records from benchmarks).
     pub async fn records(&self, topic: &str) -> Vec<OwnedMessage> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.settings.stack.kafka_brokers)
@@ -186,4 +190,28 @@ pub fn token(sub: &str, ttl: i64) -> String {
 
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// Commits `group`'s offsets at the current end of every partition of `topic`, so a consumer of that
+/// group reads only what is produced from now on.
+pub async fn commit_at_end(brokers: &str, group: &str, topic: &str) {
+    use rdkafka::consumer::CommitMode;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
+            .unwrap();
+        tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))
+            .unwrap();
+    }
+    consumer.commit(&tpl, CommitMode::Sync).unwrap();
 }

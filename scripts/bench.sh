@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# `make bench`: load-tests the ingestion API with wrk over the running local stack and writes
+# docs/benchmarks.md (figures, the exact commands, the machine). Benchmarks, not tests: nothing here
+# fails on a slow result.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+PORT="${BENCH_API_PORT:-18100}"
+DURATION="${BENCH_DURATION:-15s}"
+WORKERS="${BENCH_API_WORKERS:-1}"
+OUT="$ROOT/docs/benchmarks.md"
+
+command -v wrk >/dev/null || { echo "[bench] apt-get install wrk"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }
+
+API_PORT="$PORT" API_WORKERS="$WORKERS" API_KEYS="bench:bench-key" RATE_LIMIT_PER_SECOND=0 RUST_LOG=warn \
+  target/release/api >"$ROOT/.stack/log/api-bench.log" 2>&1 &
+api=$!
+trap 'kill "$api" 2>/dev/null || true; wait "$api" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/api/v1/healthcheck/ping" >/dev/null && break; sleep 0.1; done
+
+run() { # name, wrk args...
+  local name="$1"; shift
+  echo "[bench] $name: wrk $*" >&2
+  wrk "$@" 2>&1 | tee "/tmp/bench-$name.txt" >&2
+}
+rps() { awk '/Requests\/sec/ {print $2}' "/tmp/bench-$1.txt"; }
+pct() { awk -v p="$2%" '$1 == p {print $2}' "/tmp/bench-$1.txt"; }
+non2xx() { awk '/Non-2xx/ {print $5}' "/tmp/bench-$1.txt"; }
+
+# Warm the registry cache and the consumer-less topics.
+wrk -t1 -c4 -d2s -s scripts/bench/single.lua "http://127.0.0.1:$PORT/api/v1/movies/playback-event" >/dev/null 2>&1
+SINGLE_CMD="wrk -t1 -c64 -d$DURATION --latency -s scripts/bench/single.lua http://127.0.0.1:$PORT/api/v1/movies/playback-event"
+run single $(echo "$SINGLE_CMD" | cut -d' ' -f2-)
+BATCH_SIZE=1000
+BATCH_CMD="BATCH_SIZE=$BATCH_SIZE wrk -t1 -c8 -d$DURATION --latency -s scripts/bench/batch.lua http://127.0.0.1:$PORT/api/v1/events/batch"
+BATCH_SIZE=$BATCH_SIZE run batch $(echo "$BATCH_CMD" | cut -d' ' -f3-)
+
+batch_rps=$(rps batch)
+events_per_s=$(awk -v r="$batch_rps" -v n="$BATCH_SIZE" 'BEGIN {printf "%.0f", r * n}')
+cpu=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+
+cat >"$OUT" <<MD
+# Benchmarks
+
+Produced by \`make bench\` (scripts/bench.sh) on $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD).
+Machine: $(nproc) cores ($cpu), $mem. Everything runs on this one machine at once: the load generator
+(wrk), the API, the Kafka-protocol broker (Tansu, memory storage), the schema registry, ClickHouse,
+the MongoDB-wire server and Redis. Every figure is a 202 that Kafka acknowledged (\`acks=all\`,
+idempotent producer) — the API never answers before the ack.
+
+## Ingestion API
+
+| what | result | goal |
+|---|---|---|
+| single-event POSTs (\`/api/v1/movies/playback-event\`), requests/s | $(rps single) | >= 40,000 |
+| single-event POSTs, latency p50 / p99 | $(pct single 50) / $(pct single 99) | p99 < 10 ms |
+| batch POSTs of $BATCH_SIZE events (\`/api/v1/events/batch\`), events/s acked | $events_per_s ($batch_rps requests/s) | >= 150,000 |
+| batch POSTs, latency p50 / p99 | $(pct batch 50) / $(pct batch 99) | |
+| non-2xx answers (single / batch) | $(non2xx single || true) / $(non2xx batch || true) | none |
+
+Commands (API started with \`API_WORKERS=$WORKERS RATE_LIMIT_PER_SECOND=0 RUST_LOG=warn\`):
+
+    $SINGLE_CMD
+    $BATCH_CMD
+
+### Where the time goes
+
+With 2 cores shared by wrk, the API and the broker, the API process gets about one core. A
+\`perf record\` of the API under the single-event load (see the issue note) shows no hot spot of
+ours: about three quarters of its CPU is in the actix worker (HTTP parsing, socket syscalls, wake-ups
+across threads, allocation) and one quarter in librdkafka's threads; JSON parsing, validation and
+Avro encoding together are a few percent. The broker (Tansu) takes roughly half a core and wrk a
+third. The single-event goal of 40,000/s is not reached on this machine; the batch path, which
+amortises HTTP and wake-ups over 1,000 events, is the high-throughput path for services.
+MD
+echo "[bench] wrote $OUT" >&2
