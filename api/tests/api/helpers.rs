@@ -120,7 +120,8 @@ impl TestApp {
                 .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
                 .unwrap();
             if high > low {
-                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                let start = low.max(high - RECENT);
+                tpl.add_partition_offset(topic, p.id(), Offset::Offset(start))
                     .unwrap();
                 ends.insert(p.id(), high);
             }
