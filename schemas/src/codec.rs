@@ -61,6 +61,9 @@ struct Inner {
     decoder: AvroDecoder,
     /// Our own (reader) schemas, parsed once, by topic.
     readers: HashMap<&'static str, Schema>,
+    /// The subject strategy (with our writer schema) per topic, built once: encoding is on the
+    /// API's hot path and the strategy holds the whole schema text.
+    strategies: HashMap<&'static str, SubjectNameStrategy>,
 }
 
 impl Codec {
@@ -71,11 +74,16 @@ impl Codec {
             .build()
             .map_err(|e| CodecError::Schema(format!("registry client: {e}")))?;
         let mut readers = HashMap::new();
+        let mut strategies = HashMap::new();
         for t in topics::ALL {
             if let Some(raw) = t.value_schema {
                 let schema = Schema::parse_str(raw)
                     .map_err(|e| CodecError::Schema(format!("{}: {e}", t.name)))?;
                 readers.insert(t.name, schema);
+                strategies.insert(
+                    t.name,
+                    SubjectNameStrategy::TopicNameStrategyWithSchema(t.name.to_string(), false, supplied(raw)),
+                );
             }
         }
         Ok(Self {
@@ -84,20 +92,21 @@ impl Codec {
                 decoder: AvroDecoder::new(settings.clone()),
                 settings,
                 readers,
+                strategies,
             }),
         })
     }
 
     /// The event in the Confluent wire format, with the id of our schema for its topic.
     pub async fn encode<E: Event>(&self, event: &E) -> Result<Vec<u8>, CodecError> {
-        let strategy = SubjectNameStrategy::TopicNameStrategyWithSchema(
-            E::TOPIC.to_string(),
-            false,
-            supplied(E::SCHEMA),
-        );
+        let strategy = self
+            .inner
+            .strategies
+            .get(E::TOPIC)
+            .ok_or_else(|| CodecError::Schema(format!("no schema for topic {}", E::TOPIC)))?;
         self.inner
             .encoder
-            .encode_struct(event, &strategy)
+            .encode_struct(event, strategy)
             .await
             .map_err(|e| CodecError::from_registry(e, CodecError::Schema))
     }

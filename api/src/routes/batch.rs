@@ -11,7 +11,9 @@ use schemas::domain::{DomainError, UserId};
 use schemas::events::{FavouriteAction, Rating};
 use schemas::Event;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use utoipa::ToSchema;
 
 use super::events::{AnonymousEventRequest, UserEventRequest};
@@ -86,25 +88,30 @@ struct FavouriteItem {
     meta: EventMeta,
 }
 
-fn item<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
-    serde_json::from_value(v).map_err(|e| ApiError::BadJson(e.to_string()))
+fn item<'a, T: Deserialize<'a>>(raw: &'a RawValue) -> Result<T, ApiError> {
+    serde_json::from_str(raw.get()).map_err(|e| ApiError::BadJson(e.to_string()))
 }
 
-/// Validates one item into an event.
-fn parse_item(v: Value) -> Result<AnyEvent, ApiError> {
-    let kind = match v.get("type") {
-        None => "user_event".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(DomainError::new("type", "must be a string").into()),
-    };
-    Ok(match kind.as_str() {
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+}
+
+/// Validates one item into an event. Items stay unparsed text until here, so each is parsed
+/// once into its own request type (no intermediate JSON tree).
+fn parse_item(v: &RawValue) -> Result<AnyEvent, ApiError> {
+    let kind = item::<Kind<'_>>(v)?
+        .kind
+        .unwrap_or(Cow::Borrowed("user_event"));
+    Ok(match kind.as_ref() {
         "playback_event" => AnyEvent::Playback(item::<PlaybackEventRequest>(v)?.into_event()?),
         "playback_position" => {
             AnyEvent::Position(item::<PlaybackPositionRequest>(v)?.into_event()?)
         }
         "movie_viewing" => AnyEvent::Viewing(item::<MovieViewingRequest>(v)?.into_event()?),
         "rating" => {
-            let ids: Ids = item(v.clone())?;
+            let ids: Ids = item(v)?;
             AnyEvent::Rating(item::<RatingRequest>(v)?.into_event(&ids.user_id, &ids.movie_id)?)
         }
         "favourite" => {
@@ -171,11 +178,11 @@ pub struct BatchResponse {
 }
 
 /// Splits a body into items: a JSON array, or one JSON object per line.
-fn items(body: &[u8], max: usize) -> Result<Vec<Value>, ApiError> {
+fn items(body: &[u8], max: usize) -> Result<Vec<&RawValue>, ApiError> {
     let text =
         std::str::from_utf8(body).map_err(|_| ApiError::BadJson("body is not UTF-8".into()))?;
     let trimmed = text.trim_start();
-    let values: Vec<Value> = if trimmed.starts_with('[') {
+    let values: Vec<&RawValue> = if trimmed.starts_with('[') {
         serde_json::from_str(trimmed).map_err(|e| ApiError::BadJson(e.to_string()))?
     } else {
         trimmed
