@@ -6,4 +6,4 @@ pub mod init;
 pub mod runtime;
 pub mod sinks;
 
-pub use runtime::{run, RuntimeConfig, Sink, SinkError};
+pub use runtime::{run, Record, RuntimeConfig, Sink, SinkError};

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use consumers::sinks::clickhouse::{migrations, ClickHouseConfig, ClickHouseSink};
-use consumers::RuntimeConfig;
+use consumers::{Record, RuntimeConfig};
 use producers::admin::{ensure_topics, TopicSpec};
 use producers::{ProducerConfig, RawProducer};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -247,8 +247,29 @@ async fn a_batch_written_twice_collapses_to_one_row_per_event() {
     let events = f.send_events(30).await;
     let sink = ClickHouseSink::<PlaybackEvent>::new(f.ch.client());
     use consumers::Sink;
-    sink.write(&events).await.unwrap();
-    sink.write(&events).await.unwrap();
+    // The same events at other offsets (a client's resend): ReplacingMergeTree keeps one each.
+    let first: Vec<Record<PlaybackEvent>> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Record {
+            event: e.clone(),
+            partition: 0,
+            offset: i as i64,
+        })
+        .collect();
+    let resent: Vec<Record<PlaybackEvent>> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Record {
+            event: e.clone(),
+            partition: 1,
+            offset: i as i64,
+        })
+        .collect();
+    sink.write(&first).await.unwrap();
+    sink.write(&resent).await.unwrap();
+    assert_eq!(sink.written_through(0).await.unwrap(), Some(29));
+    assert_eq!(sink.written_through(2).await.unwrap(), None);
     let client = f.ch.client();
     client
         .query("OPTIMIZE TABLE playback_events FINAL")
@@ -257,5 +278,137 @@ async fn a_batch_written_twice_collapses_to_one_row_per_event() {
         .unwrap();
     assert_eq!(f.count("FINAL").await, 30);
     assert_eq!(f.count("").await, 30);
+    f.drop_database().await;
+}
+
+/// The crash test: 200,000 events flow while the sink binary is SIGKILLed ten times in the
+/// middle of its work and restarted each time; at the end every event is in ClickHouse exactly once
+/// (no FINAL needed) and the watch-time aggregate counts each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_ten_times_mid_stream_loses_and_duplicates_nothing() {
+    use schemas::events::MovieViewing;
+    use std::collections::HashMap;
+    use std::process::{Child, Command, Stdio};
+
+    let n: usize = std::env::var("CRASH_TEST_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let f = fixture().await;
+    let users: Vec<UserId> = (0..50)
+        .map(|_| UserId::from_uuid(uuid::Uuid::new_v4()))
+        .collect();
+    let movies: Vec<MovieId> = (0..20)
+        .map(|_| MovieId::from_uuid(uuid::Uuid::new_v4()))
+        .collect();
+    let mut expected: HashMap<(UserId, MovieId), u64> = HashMap::new();
+    let mut events = Vec::with_capacity(n);
+    for i in 0..n {
+        let (u, m) = (
+            users[i % users.len()],
+            movies[(i / users.len()) % movies.len()],
+        );
+        let seconds = (i % 10 + 1) as i64;
+        *expected.entry((u, m)).or_default() += seconds as u64;
+        events.push(MovieViewing {
+            event_id: EventId::new_random(),
+            user_id: u,
+            movie_id: m,
+            viewed_seconds: seconds,
+            occurred_at: Timestamp::now(),
+        });
+    }
+    for chunk in events.chunks(5000) {
+        let sends = chunk.iter().map(|e| async {
+            let bytes = f.codec.encode(e).await.unwrap();
+            let key = schemas::Event::key(e);
+            f.producer
+                .send(&f.topic, Some(key.as_bytes()), Some(&bytes), &[])
+                .await
+                .unwrap();
+        });
+        futures::future::join_all(sends).await;
+    }
+
+    let spawn = || -> Child {
+        Command::new(env!("CARGO_BIN_EXE_clickhouse-sink"))
+            .env("CLICKHOUSE_SINKS", "movie_viewings")
+            .env("CONSUMER_TOPIC", &f.topic)
+            .env("CONSUMER_GROUP", &f.group)
+            .env("DEAD_LETTER_TOPIC", &f.dlq)
+            .env("CLICKHOUSE_DATABASE", &f.ch.database)
+            .env("BATCH_MAX_ROWS", "3000")
+            .env("BATCH_MAX_WAIT_MS", "100")
+            .env("KAFKA_SESSION_TIMEOUT_MS", "3000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the clickhouse-sink binary")
+    };
+    let rows = |sql: &'static str| {
+        let client = f.ch.client();
+        async move { client.query(sql).fetch_one::<u64>().await.unwrap() }
+    };
+    let mut child = spawn();
+    let mut kills = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while kills < 10 && std::time::Instant::now() < deadline {
+        // Wait until this incarnation is writing, then kill it a moment later: mid-stream.
+        let before = rows("SELECT count() FROM movie_viewings").await;
+        if before as usize >= n {
+            break;
+        }
+        while rows("SELECT count() FROM movie_viewings").await == before
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20 + 37 * kills)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        child = spawn();
+    }
+    for _ in 0..2400 {
+        if rows("SELECT count() FROM movie_viewings").await as usize >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Give a last duplicate (if any) time to land before counting.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert!(kills >= 3, "only {kills} kills happened mid-stream");
+    assert_eq!(
+        rows("SELECT count() FROM movie_viewings").await as usize,
+        n,
+        "rows, without FINAL"
+    );
+    assert_eq!(
+        rows("SELECT uniqExact(event_id) FROM movie_viewings").await as usize,
+        n
+    );
+    let total: u64 = expected.values().sum();
+    assert_eq!(
+        rows("SELECT sum(viewed_seconds) FROM watch_time").await,
+        total,
+        "the aggregate counts each event once"
+    );
+    let per_pair: Vec<(String, String, u64)> = f
+        .ch
+        .client()
+        .query("SELECT toString(user_id), toString(movie_id), sum(viewed_seconds) FROM watch_time GROUP BY user_id, movie_id")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(per_pair.len(), expected.len());
+    for (u, m, s) in per_pair {
+        let key = (UserId::parse(&u).unwrap(), MovieId::parse(&m).unwrap());
+        assert_eq!(expected[&key], s);
+    }
+    eprintln!("{kills} SIGKILLs mid-stream, {n} events, exactly once");
     f.drop_database().await;
 }

@@ -82,7 +82,11 @@ impl Codec {
                 readers.insert(t.name, schema);
                 strategies.insert(
                     t.name,
-                    SubjectNameStrategy::TopicNameStrategyWithSchema(t.name.to_string(), false, supplied(raw)),
+                    SubjectNameStrategy::TopicNameStrategyWithSchema(
+                        t.name.to_string(),
+                        false,
+                        supplied(raw),
+                    ),
                 );
             }
         }

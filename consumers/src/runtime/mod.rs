@@ -14,6 +14,7 @@
 mod consumer;
 mod dead_letter;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,13 +42,34 @@ pub enum SinkError {
     Rejected(Vec<(usize, String)>),
 }
 
+/// A decoded event and where it was read.
+#[derive(Debug, Clone)]
+pub struct Record<E> {
+    pub event: E,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// A destination for one event type.
 pub trait Sink: Send + Sync + 'static {
     type Event: Event;
     /// A short name for logs, metrics and the dead-letter headers.
     fn name(&self) -> &'static str;
     /// Writes a batch; all of it, or says what to do about what failed.
-    fn write(&self, batch: &[Self::Event]) -> impl Future<Output = Result<(), SinkError>> + Send;
+    fn write(
+        &self,
+        batch: &[Record<Self::Event>],
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+    /// The highest offset of `partition` already written, for sinks that store the offset with
+    /// each row: the runtime skips records up to it when it (re)gains the partition, so a batch
+    /// written just before a crash is not written again. `None`: nothing written, or not tracked.
+    fn written_through(
+        &self,
+        partition: i32,
+    ) -> impl Future<Output = Result<Option<i64>, SinkError>> + Send {
+        let _ = partition;
+        async { Ok(None) }
+    }
 }
 
 /// Consumer and batching settings; see the README's table.
@@ -88,13 +110,13 @@ pub struct Stats {
     pub consumed: AtomicU64,
     pub written: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Records skipped because the sink had already written them (see `Sink::written_through`).
+    pub skipped: AtomicU64,
     pub batches: AtomicU64,
 }
 
 struct Pending<E> {
-    events: Vec<E>,
-    /// (partition, offset) of each event, parallel to `events`.
-    positions: Vec<(i32, i64)>,
+    events: Vec<Record<E>>,
     dead: Vec<DeadLetter>,
     bytes: usize,
     /// The next offset to commit per partition: after the last record seen in this batch.
@@ -106,7 +128,6 @@ impl<E> Pending<E> {
     fn new() -> Self {
         Self {
             events: Vec::new(),
-            positions: Vec::new(),
             dead: Vec::new(),
             bytes: 0,
             next_offsets: HashMap::new(),
@@ -129,17 +150,7 @@ impl<E> Pending<E> {
         if revoked.is_empty() {
             return;
         }
-        let keep: Vec<bool> = self
-            .positions
-            .iter()
-            .map(|(p, _)| !revoked.contains(p))
-            .collect();
-        let mut i = 0;
-        self.events.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        self.positions.retain(|(p, _)| !revoked.contains(p));
+        self.events.retain(|r| !revoked.contains(&r.partition));
         self.dead.retain(|d| !revoked.contains(&d.partition));
         self.next_offsets.retain(|p, _| !revoked.contains(p));
         if self.is_empty() {
@@ -169,8 +180,10 @@ pub async fn run<S: Sink>(
     tracing::info!(sink = sink.name(), %topic, group = %config.group_id, "consumer started");
 
     let mut pending = Pending::<S::Event>::new();
+    // Per partition, the offset the sink has already written through (see `Sink::written_through`).
+    let mut marks: HashMap<i32, Option<i64>> = HashMap::new();
     tokio::pin!(shutdown);
-    loop {
+    'run: loop {
         let deadline = pending
             .started
             .map(|s| s + config.max_wait)
@@ -181,9 +194,22 @@ pub async fn run<S: Sink>(
             _ = tokio::time::sleep_until(deadline.into()) => {}
             msg = consumer.recv() => match msg {
                 Ok(msg) => {
-                    pending.drop_partitions(&rebalances.take_revoked());
+                    forget_revoked(&rebalances, &mut pending, &mut marks);
                     stats.consumed.fetch_add(1, Ordering::Relaxed);
-                    accept(&codec, &msg, &mut pending, &mut shutdown).await;
+                    let partition = msg.partition();
+                    if let Entry::Vacant(slot) = marks.entry(partition) {
+                        match load_mark(&sink, &consumer, &topic, partition, &mut shutdown).await {
+                            Some(mark) => slot.insert(mark),
+                            None => break 'run,
+                        };
+                    }
+                    if marks[&partition].is_some_and(|mark| msg.offset() <= mark) {
+                        // Written before a crash or a rebalance: only its offset is left to commit.
+                        pending.note(partition, msg.offset(), 0);
+                        stats.skipped.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        accept(&codec, &msg, &mut pending, &mut shutdown).await;
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "kafka consumer error");
@@ -191,7 +217,7 @@ pub async fn run<S: Sink>(
                 }
             },
         }
-        pending.drop_partitions(&rebalances.take_revoked());
+        forget_revoked(&rebalances, &mut pending, &mut marks);
         let full = pending.events.len() >= config.max_rows || pending.bytes >= config.max_bytes;
         let due = pending
             .started
@@ -236,6 +262,67 @@ pub async fn run<S: Sink>(
     Ok(stats)
 }
 
+/// Drops what the consumer no longer owns: pending records and written-through marks.
+fn forget_revoked<E>(
+    rebalances: &RebalanceLog,
+    pending: &mut Pending<E>,
+    marks: &mut HashMap<i32, Option<i64>>,
+) {
+    let revoked = rebalances.take_revoked();
+    pending.drop_partitions(&revoked);
+    for p in revoked {
+        marks.remove(&p);
+    }
+}
+
+/// Asks the sink how far `partition` is written, retrying while the sink is unreachable.
+/// `None` when shutdown came first.
+async fn load_mark<S: Sink>(
+    sink: &S,
+    consumer: &consumer::RuntimeConsumer,
+    topic: &str,
+    partition: i32,
+    shutdown: &mut (impl Future<Output = ()> + Unpin),
+) -> Option<Option<i64>> {
+    let mut backoff = Backoff::new();
+    loop {
+        match sink.written_through(partition).await {
+            Ok(None) => return Some(None),
+            Ok(Some(mark)) => {
+                // A mark at or past the partition's end means the topic was created again (a local
+                // memory broker restarted): its offsets start over and the mark says nothing.
+                let high = consumer
+                    .fetch_watermarks(topic, partition, Duration::from_secs(5))
+                    .map(|(_, high)| high);
+                if let Ok(high) = high {
+                    if mark >= high {
+                        tracing::warn!(
+                            partition,
+                            mark,
+                            high,
+                            "written-through mark is past the partition's end; ignoring it"
+                        );
+                        return Some(None);
+                    }
+                }
+                tracing::info!(
+                    partition,
+                    mark,
+                    "resuming after the sink's written-through mark"
+                );
+                return Some(Some(mark));
+            }
+            Err(e) => {
+                tracing::warn!(partition, error = %e, "reading the sink's written-through mark; retrying");
+                tokio::select! {
+                    _ = &mut *shutdown => return None,
+                    _ = backoff.wait() => {}
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("kafka: {0}")]
@@ -260,8 +347,11 @@ async fn accept<E: Event>(
                     let trace = header(msg, "traceparent");
                     tracing::debug!(event_id = %event.event_id(), traceparent = ?trace, "consumed");
                 }
-                pending.events.push(event);
-                pending.positions.push((msg.partition(), msg.offset()));
+                pending.events.push(Record {
+                    event,
+                    partition: msg.partition(),
+                    offset: msg.offset(),
+                });
                 return;
             }
             Err(CodecError::Unavailable(e)) => {
@@ -311,7 +401,7 @@ async fn flush<S: Sink>(
                     Err(SinkError::Rejected(items)) => {
                         rejected = items.len();
                         for (i, reason) in items {
-                            let (p, o) = batch.positions[i];
+                            let (p, o) = (batch.events[i].partition, batch.events[i].offset);
                             batch.dead.push(DeadLetter::rejected(topic, p, o, reason));
                         }
                         break;

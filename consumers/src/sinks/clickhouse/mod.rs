@@ -11,7 +11,7 @@ mod service;
 mod sink;
 
 pub use config::ClickHouseConfig;
-pub use rows::{PlaybackRow, Table};
+pub use rows::Table;
 pub use sink::ClickHouseSink;
 
 /// The DDL of every table this sink owns, for database `db`, in order. Works on ClickHouse 18.16

@@ -1,7 +1,10 @@
-//! Event -> row conversion, one row type per table.
+//! Event -> row conversion, one row type per table. Every row carries the Kafka partition and offset
+//! it was read from (see `schema.sql`).
 
 use clickhouse::Row;
-use schemas::events::{PlaybackEvent, PlaybackEventType};
+use schemas::events::{
+    MovieViewing, PlaybackEvent, PlaybackEventType, PlaybackPosition, Rating, UserEvent,
+};
 use schemas::Event;
 use serde::Serialize;
 use uuid::Uuid;
@@ -10,7 +13,7 @@ use uuid::Uuid;
 pub trait Table: Event {
     type Row: Row + for<'a> clickhouse::RowWrite<Value<'a> = Self::Row> + Serialize + Send + Sync;
     const TABLE: &'static str;
-    fn row(&self) -> Self::Row;
+    fn row(&self, partition: i32, offset: i64) -> Self::Row;
 }
 
 #[derive(Debug, Clone, Row, Serialize)]
@@ -26,13 +29,15 @@ pub struct PlaybackRow {
     pub position_ms: u64,
     pub occurred_at: u32,
     pub occurred_at_ms: u64,
+    pub kafka_partition: u32,
+    pub kafka_offset: u64,
 }
 
 impl Table for PlaybackEvent {
     type Row = PlaybackRow;
     const TABLE: &'static str = "playback_events";
 
-    fn row(&self) -> PlaybackRow {
+    fn row(&self, partition: i32, offset: i64) -> PlaybackRow {
         PlaybackRow {
             event_id: self.event_id.as_uuid(),
             user_id: self.user_id.as_uuid(),
@@ -47,6 +52,152 @@ impl Table for PlaybackEvent {
             position_ms: self.position_ms.get(),
             occurred_at: self.occurred_at.seconds(),
             occurred_at_ms: self.occurred_at.millis() as u64,
+            kafka_partition: partition as u32,
+            kafka_offset: offset as u64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct MovieViewingRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub user_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub movie_id: Uuid,
+    pub viewed_seconds: u32,
+    pub occurred_at: u32,
+    pub occurred_at_ms: u64,
+    pub kafka_partition: u32,
+    pub kafka_offset: u64,
+}
+
+impl Table for MovieViewing {
+    type Row = MovieViewingRow;
+    const TABLE: &'static str = "movie_viewings";
+
+    fn row(&self, partition: i32, offset: i64) -> MovieViewingRow {
+        MovieViewingRow {
+            event_id: self.event_id.as_uuid(),
+            user_id: self.user_id.as_uuid(),
+            movie_id: self.movie_id.as_uuid(),
+            // The API bounds it to a day; a record from elsewhere is clamped, not wrapped.
+            viewed_seconds: self.viewed_seconds.clamp(0, i64::from(u32::MAX)) as u32,
+            occurred_at: self.occurred_at.seconds(),
+            occurred_at_ms: self.occurred_at.millis() as u64,
+            kafka_partition: partition as u32,
+            kafka_offset: offset as u64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct PlaybackPositionRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub user_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub movie_id: Uuid,
+    pub position_ms: u64,
+    pub duration_ms: Option<u64>,
+    pub occurred_at: u32,
+    pub occurred_at_ms: u64,
+    pub kafka_partition: u32,
+    pub kafka_offset: u64,
+}
+
+impl Table for PlaybackPosition {
+    type Row = PlaybackPositionRow;
+    const TABLE: &'static str = "playback_positions";
+
+    fn row(&self, partition: i32, offset: i64) -> PlaybackPositionRow {
+        PlaybackPositionRow {
+            event_id: self.event_id.as_uuid(),
+            user_id: self.user_id.as_uuid(),
+            movie_id: self.movie_id.as_uuid(),
+            position_ms: self.position_ms.get(),
+            duration_ms: self.duration_ms.map(|d| d.get()),
+            occurred_at: self.occurred_at.seconds(),
+            occurred_at_ms: self.occurred_at.millis() as u64,
+            kafka_partition: partition as u32,
+            kafka_offset: offset as u64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct RatingRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub user_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub movie_id: Uuid,
+    pub score: u8,
+    pub occurred_at: u32,
+    pub occurred_at_ms: u64,
+    pub kafka_partition: u32,
+    pub kafka_offset: u64,
+}
+
+impl Table for Rating {
+    type Row = RatingRow;
+    const TABLE: &'static str = "ratings";
+
+    fn row(&self, partition: i32, offset: i64) -> RatingRow {
+        RatingRow {
+            event_id: self.event_id.as_uuid(),
+            user_id: self.user_id.as_uuid(),
+            movie_id: self.movie_id.as_uuid(),
+            score: self.score.get(),
+            occurred_at: self.occurred_at.seconds(),
+            occurred_at_ms: self.occurred_at.millis() as u64,
+            kafka_partition: partition as u32,
+            kafka_offset: offset as u64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct UserEventRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid::option")]
+    pub user_id: Option<Uuid>,
+    pub anonymous_id: String,
+    pub event_type: String,
+    pub properties_keys: Vec<String>,
+    pub properties_values: Vec<String>,
+    pub occurred_at: u32,
+    pub occurred_at_ms: u64,
+    pub kafka_partition: u32,
+    pub kafka_offset: u64,
+}
+
+impl Table for UserEvent {
+    type Row = UserEventRow;
+    const TABLE: &'static str = "user_events";
+
+    fn row(&self, partition: i32, offset: i64) -> UserEventRow {
+        let mut properties: Vec<(&String, &String)> = self.properties.iter().collect();
+        properties.sort();
+        UserEventRow {
+            event_id: self.event_id.as_uuid(),
+            user_id: self.user_id.map(|u| u.as_uuid()),
+            anonymous_id: self
+                .anonymous_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            event_type: self.event_type.clone(),
+            properties_keys: properties.iter().map(|(k, _)| (*k).clone()).collect(),
+            properties_values: properties.iter().map(|(_, v)| (*v).clone()).collect(),
+            occurred_at: self.occurred_at.seconds(),
+            occurred_at_ms: self.occurred_at.millis() as u64,
+            kafka_partition: partition as u32,
+            kafka_offset: offset as u64,
         }
     }
 }
