@@ -13,6 +13,9 @@ pub enum ApiError {
     /// The body is not JSON, or not the JSON the endpoint takes.
     #[error("invalid JSON body")]
     BadJson(String),
+    /// The query string is not what the endpoint takes.
+    #[error("invalid query string")]
+    BadQuery(String),
     /// Fields that fail validation, each named.
     #[error("validation failed")]
     Invalid(Vec<DomainError>),
@@ -59,7 +62,10 @@ impl From<ProduceError> for ApiError {
 impl ApiError {
     pub fn details(&self) -> Vec<serde_json::Value> {
         match self {
-            ApiError::BadJson(m) | ApiError::Unauthorized(m) | ApiError::Forbidden(m) => {
+            ApiError::BadJson(m)
+            | ApiError::BadQuery(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m) => {
                 vec![json!({"message": m})]
             }
             ApiError::Invalid(errors) => errors
@@ -74,7 +80,9 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::BadJson(_) | ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadJson(_) | ApiError::BadQuery(_) | ApiError::Invalid(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,

@@ -24,6 +24,10 @@ use crate::routes;
         routes::events::user_event,
         routes::events::anonymous_event,
         routes::batch::batch,
+        routes::analytics::watch_time,
+        routes::analytics::continue_watching,
+        routes::analytics::top_movies,
+        routes::analytics::events_hourly,
     ),
     components(schemas(crate::error::ErrorBody, routes::Accepted, routes::TimeInput)),
     modifiers(&Security),
@@ -32,6 +36,7 @@ use crate::routes;
         (name = "likes", description = "Ratings 0..10"),
         (name = "favorites"), (name = "follows"), (name = "posts"),
         (name = "events", description = "Generic frontend events and batches"),
+        (name = "analytics", description = "Reads from ClickHouse"),
         (name = "health"),
     )
 )]

@@ -47,36 +47,47 @@ impl Application {
         let port = listener.local_addr()?.port();
         let codec = Codec::new(&settings.stack.schema_registry_url)?;
         let producer = EventProducer::new(&settings.producer, codec)?;
+        let clickhouse = clickhouse::Client::default()
+            .with_url(&settings.stack.clickhouse_url)
+            .with_user(common::config::env_or("CLICKHOUSE_USER", "default"))
+            .with_password(common::config::env_or("CLICKHOUSE_PASSWORD", ""))
+            .with_database(&settings.stack.clickhouse_database)
+            .with_validation(false);
         let state = web::Data::new(AppState {
             producer: producer.clone(),
+            clickhouse,
             auth: settings.auth.clone(),
             limits: settings.limits,
             registry_url: settings.stack.schema_registry_url.clone(),
         });
         let governor = settings.rate_limit.config();
         let openapi = ApiDoc::openapi();
-        let server = HttpServer::new(move || {
-            let limited = governor.clone();
-            App::new()
-                .app_data(state.clone())
-                .wrap(Condition::new(
-                    limited.is_some(),
-                    Governor::new(&limited.unwrap_or_else(fallback_governor)),
-                ))
-                .wrap(from_fn(crate::metrics::track))
-                // Before the /api/v1 scope, which would otherwise answer 404 for these paths.
-                .service(
-                    SwaggerUi::new("/api/v1/docs/{_:.*}")
-                        .url("/api/v1/openapi.json", openapi.clone()),
-                )
-                .configure(crate::routes::configure)
-                .route("/metrics", web::get().to(crate::metrics::endpoint))
-        })
-        .workers(settings.workers)
-        .backlog(4096)
-        .disable_signals()
-        .listen(listener)?
-        .run();
+        let server =
+            HttpServer::new(move || {
+                let limited = governor.clone();
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                        crate::error::ApiError::BadQuery(e.to_string()).into()
+                    }))
+                    .wrap(Condition::new(
+                        limited.is_some(),
+                        Governor::new(&limited.unwrap_or_else(fallback_governor)),
+                    ))
+                    .wrap(from_fn(crate::metrics::track))
+                    // Before the /api/v1 scope, which would otherwise answer 404 for these paths.
+                    .service(
+                        SwaggerUi::new("/api/v1/docs/{_:.*}")
+                            .url("/api/v1/openapi.json", openapi.clone()),
+                    )
+                    .configure(crate::routes::configure)
+                    .route("/metrics", web::get().to(crate::metrics::endpoint))
+            })
+            .workers(settings.workers)
+            .backlog(4096)
+            .disable_signals()
+            .listen(listener)?
+            .run();
         Ok(Self {
             port,
             server,

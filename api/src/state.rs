@@ -14,6 +14,9 @@ pub struct Limits {
 
 pub struct AppState {
     pub producer: EventProducer,
+    /// The analytics database (`CLICKHOUSE_URL`, `CLICKHOUSE_DATABASE`, `CLICKHOUSE_USER`,
+    /// `CLICKHOUSE_PASSWORD`).
+    pub clickhouse: clickhouse::Client,
     pub auth: AuthConfig,
     pub limits: Limits,
     pub registry_url: String,

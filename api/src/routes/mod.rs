@@ -2,6 +2,7 @@
 //! the limit, 400 when it is not the JSON the endpoint takes), validate every field at once, produce,
 //! answer 202 once Kafka acknowledged.
 
+pub mod analytics;
 pub mod batch;
 pub mod events;
 pub mod favorites;
@@ -58,7 +59,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/posts", web::post().to(posts::create))
             .route("/events", web::post().to(events::user_event))
             .route("/events/batch", web::post().to(batch::batch))
-            .route("/anonymous-events", web::post().to(events::anonymous_event)),
+            .route("/anonymous-events", web::post().to(events::anonymous_event))
+            .route(
+                "/analytics/users/{user_id}/movies/{movie_id}/watch-time",
+                web::get().to(analytics::watch_time),
+            )
+            .route(
+                "/analytics/users/{user_id}/continue-watching",
+                web::get().to(analytics::continue_watching),
+            )
+            .route(
+                "/analytics/movies/top",
+                web::get().to(analytics::top_movies),
+            )
+            .route(
+                "/analytics/events/hourly",
+                web::get().to(analytics::events_hourly),
+            ),
     )
     .route("/health/ready", web::get().to(health::ready))
     .route("/health/live", web::get().to(health::ping));

@@ -1,6 +1,7 @@
 //! One test binary for the API: every test starts the real app on port 0 against the local stack
 //! (`make services`) and talks HTTP.
 
+mod analytics;
 mod auth;
 mod batch;
 mod endpoints;
