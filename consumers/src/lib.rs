@@ -3,6 +3,7 @@
 //! that plug into it, and the initialiser that creates every topic, schema and table.
 
 pub mod init;
+pub mod replay;
 pub mod runtime;
 pub mod sinks;
 

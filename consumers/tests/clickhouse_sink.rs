@@ -412,3 +412,71 @@ async fn sigkill_ten_times_mid_stream_loses_and_duplicates_nothing() {
     eprintln!("{kills} SIGKILLs mid-stream, {n} events, exactly once");
     f.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_replayed_into_their_source_once() {
+    use consumers::replay::{replay, ReplayConfig};
+    let f = fixture().await;
+    f.producer
+        .send(
+            &f.topic,
+            Some(b"key-1"),
+            Some(&[1, 2, 3]),
+            &[(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )],
+        )
+        .await
+        .unwrap();
+    let (stop, handle) = f.start();
+    let dead = f.dead_letters(1).await;
+    stop.send(()).unwrap();
+    handle.await.unwrap();
+    assert_eq!(header(&dead[0], "dlq.source.offset").as_deref(), Some("0"));
+
+    let config = ReplayConfig {
+        brokers: f.stack.kafka_brokers.clone(),
+        dead_letter_topic: f.dlq.clone(),
+        group_id: format!("{}-replay", f.group),
+        only_source: None,
+    };
+    let report = replay(&config).await.unwrap();
+    assert_eq!((report.replayed, report.skipped), (1, 0));
+    assert_eq!(
+        replay(&config).await.unwrap().replayed,
+        0,
+        "a second run replays nothing"
+    );
+
+    // The source partition now holds the original and its replay.
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &f.stack.kafka_brokers)
+        .set("group.id", format!("{}-check", f.group))
+        .create()
+        .unwrap();
+    let partition = dead[0]
+        .headers()
+        .and_then(|_| header(&dead[0], "dlq.source.partition"))
+        .unwrap()
+        .parse::<i32>()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&f.topic, partition, Offset::Offset(1))
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let replayed = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .detach();
+    assert_eq!(replayed.payload(), Some(&[1, 2, 3][..]));
+    assert_eq!(replayed.key(), Some(&b"key-1"[..]));
+    assert!(header(&replayed, "traceparent").is_some());
+    assert!(header(&replayed, "dlq.error").is_none());
+    assert_eq!(
+        header(&replayed, "dlq.replayed"),
+        Some(format!("{}:0", f.dlq))
+    );
+    f.drop_database().await;
+}

@@ -12,7 +12,7 @@
 //!   from the committed offset), and on shutdown write the pending batch, commit and return.
 
 mod consumer;
-mod dead_letter;
+pub mod dead_letter;
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
