@@ -75,3 +75,6 @@ third. The single-event goal of 40,000/s is not reached on this machine; the bat
 amortises HTTP and wake-ups over 1,000 events, is the high-throughput path for services.
 MD
 echo "[bench] wrote $OUT" >&2
+
+# Part two: the ClickHouse sink and end-to-end latency (appends to the same file).
+cargo run -q --release -p api --example pipeline_bench

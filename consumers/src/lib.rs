@@ -2,6 +2,7 @@
 //! registry, batch, write, dead-letter, commit only what was written, rebalance, shutdown), the sinks
 //! that plug into it, and the initialiser that creates every topic, schema and table.
 
+pub mod groups;
 pub mod init;
 pub mod replay;
 pub mod runtime;

@@ -192,27 +192,3 @@ pub fn token(sub: &str, ttl: i64) -> String {
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
-
-/// Commits `group`'s offsets at the current end of every partition of `topic`, so a consumer of that
-/// group reads only what is produced from now on.
-pub async fn commit_at_end(brokers: &str, group: &str, topic: &str) {
-    use rdkafka::consumer::CommitMode;
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
-            .unwrap();
-        tpl.add_partition_offset(topic, p.id(), Offset::Offset(high))
-            .unwrap();
-    }
-    consumer.commit(&tpl, CommitMode::Sync).unwrap();
-}

@@ -19,12 +19,12 @@ async fn a_posted_playback_event_becomes_a_clickhouse_row() {
     consumers::init::migrate_clickhouse(&ch).await.unwrap();
     let mut runtime = RuntimeConfig::from_env("unused").unwrap();
     runtime.group_id = format!("test-slice-{}", uuid::Uuid::new_v4());
-    crate::helpers::commit_at_end(
+    consumers::groups::commit_at_end(
         &app.settings.stack.kafka_brokers,
         &runtime.group_id,
         schemas::topics::PLAYBACK_EVENTS,
     )
-    .await;
+    .unwrap();
     let codec = schemas::Codec::new(&app.settings.stack.schema_registry_url).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let sink = tokio::spawn(consumers::run(
