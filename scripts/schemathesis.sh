@@ -10,6 +10,9 @@ EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-30}"
 
 [[ -x "$VENV/bin/schemathesis" ]] || "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
 
+# The analytics reads need the ClickHouse tables; topics and schemas are needed by the writes.
+"$ROOT/target/release/ugc-init" >/dev/null
+
 LOG="$ROOT/.stack/log/api-schemathesis.log"
 mkdir -p "$(dirname "$LOG")"
 API_PORT="$PORT" API_KEYS="st:$KEY" RATE_LIMIT_PER_SECOND=0 RUST_LOG=warn \

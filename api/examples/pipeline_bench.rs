@@ -36,6 +36,9 @@ async fn count(client: &clickhouse::Client, table: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The request path of the i-th request to an endpoint.
+type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -166,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
     settings.port = 0;
     settings.rate_limit.per_second = 0;
     settings.auth = api::auth::AuthConfig::new("bench:bench-key", "x", None)?;
+    settings.stack.clickhouse_database = db.clone();
     let app = Application::build(&settings)?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -222,10 +226,84 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _ = stop_sink.send(());
-    let _ = stop_api.send(());
     sink.await??;
     let mut latencies: Vec<f64> = seen.values().copied().collect();
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+
+    // 5. The analytics endpoints over 10M events (ANALYTICS_EVENTS): 4 parts watch time,
+    //    3 parts positions, 3 parts generic events, spread over 30 days, 10,000 users, 500 movies.
+    let analytics_n: usize = std::env::var("ANALYTICS_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let seeded = Instant::now();
+    seed_analytics(&client, analytics_n).await?;
+    let seed_secs = seeded.elapsed().as_secs_f64();
+    let now_s = Timestamp::now().seconds() as i64;
+    let day = |s: i64| {
+        time::OffsetDateTime::from_unix_timestamp(s)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let (week_ago, today, yesterday) = (day(now_s - 7 * 86_400), day(now_s), day(now_s - 86_400));
+    let mut rows_md = String::new();
+    let endpoints: Vec<(&str, PathFor<'_>)> = vec![
+        (
+            "watch time of a user for a movie",
+            Box::new(|i| {
+                format!(
+                    "/api/v1/analytics/users/{}/movies/{}/watch-time",
+                    uuid::Uuid::from_u128((i % 10_000) as u128),
+                    uuid::Uuid::from_u128(1 + (i % 500) as u128)
+                )
+            }),
+        ),
+        (
+            "continue watching of a user",
+            Box::new(|i| {
+                format!(
+                    "/api/v1/analytics/users/{}/continue-watching",
+                    uuid::Uuid::from_u128((i * 7 % 10_000) as u128)
+                )
+            }),
+        ),
+        (
+            "top 10 movies by watch time, last 7 days",
+            Box::new(|_| format!("/api/v1/analytics/movies/top?from={week_ago}&to={today}")),
+        ),
+        (
+            "top 10 movies by distinct viewers, last 7 days",
+            Box::new(|_| {
+                format!("/api/v1/analytics/movies/top?by=viewers&from={week_ago}&to={today}")
+            }),
+        ),
+        (
+            "events per type per hour, last 24 h",
+            Box::new(|_| format!("/api/v1/analytics/events/hourly?from={yesterday}&to={today}")),
+        ),
+    ];
+    for (name, path) in &endpoints {
+        let mut times = Vec::new();
+        for i in 0..200 {
+            let started = Instant::now();
+            let resp = http
+                .get(format!("{base}{}", path(i)))
+                .header("x-api-key", "bench-key")
+                .send()
+                .await?;
+            anyhow::ensure!(resp.status() == 200, "{name}: {}", resp.status());
+            resp.bytes().await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        rows_md.push_str(&format!(
+            "| {name} | {:.1} / {:.1} ms | p99 < 50 ms |\n",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        ));
+    }
+    let _ = stop_api.send(());
 
     let _ = admin.query(&format!("DROP DATABASE {db}")).execute().await;
     let md = format!(
@@ -239,7 +317,11 @@ async fn main() -> anyhow::Result<()> {
 The Kafka engine cannot be the comparison here: Debian's ClickHouse 18.16 links Debian's librdkafka 2.0.2, which fails \
 the handshake with the local Tansu broker (see ../shared/STACK.md), and 18.16 has no `AvroConfluent` input format, so it \
 could not read our topics even from a real Kafka. The sink is compared with the raw insert rate instead.\n\n\
-Command: `cargo run --release -p api --example pipeline_bench` (BENCH_SINK_EVENTS={n}).\n",
+Command: `cargo run --release -p api --example pipeline_bench` (BENCH_SINK_EVENTS={n}).\n\n\
+## Analytics reads\n\n\
+{analytics_n} events seeded straight into ClickHouse ({seed_secs:.0} s): 40 % watch time, 30 % positions, \
+30 % generic events, over 30 days, 10,000 users, 500 movies. 200 sequential requests per endpoint through the API.\n\n\
+| endpoint | p50 / p99 | goal |\n|---|---|---|\n{rows_md}",
         sink = sink_rate,
         raw = raw_rate,
         ratio = sink_rate / raw_rate,
@@ -277,4 +359,78 @@ async fn poll(
             seen.insert(id.clone(), now.duration_since(*at).as_secs_f64() * 1000.0);
         }
     }
+}
+
+/// Inserts `n` synthetic events into the analytics tables (the views fill their aggregates).
+async fn seed_analytics(client: &clickhouse::Client, n: usize) -> anyhow::Result<()> {
+    use schemas::events::{MovieViewing, PlaybackPosition, UserEvent};
+    let now = Timestamp::now().millis();
+    let at = |i: usize| {
+        Timestamp::from_millis("t", now - ((i as i64 * 7_919) % (30 * 86_400_000))).unwrap()
+    };
+    let user = |i: usize| UserId::from_uuid(uuid::Uuid::from_u128((i % 10_000) as u128));
+    let movie =
+        |i: usize| MovieId::from_uuid(uuid::Uuid::from_u128(1 + (i / 10_000 % 500) as u128));
+    let kinds = [
+        "click",
+        "page_view",
+        "movie_quality_changed",
+        "movie_completed",
+        "search_filter_used",
+    ];
+    let chunk = 200_000;
+    let mut done = 0;
+    while done < n {
+        let end = (done + chunk).min(n);
+        let mut viewings = client
+            .insert::<<MovieViewing as Table>::Row>(MovieViewing::TABLE)
+            .await?;
+        let mut positions = client
+            .insert::<<PlaybackPosition as Table>::Row>(PlaybackPosition::TABLE)
+            .await?;
+        let mut generic = client
+            .insert::<<UserEvent as Table>::Row>(UserEvent::TABLE)
+            .await?;
+        for i in done..end {
+            match i % 10 {
+                0..=3 => {
+                    let e = MovieViewing {
+                        event_id: EventId::new_random(),
+                        user_id: user(i),
+                        movie_id: movie(i),
+                        viewed_seconds: (i % 600) as i64,
+                        occurred_at: at(i),
+                    };
+                    viewings.write(&e.row(0, i as i64)).await?;
+                }
+                4..=6 => {
+                    let e = PlaybackPosition {
+                        event_id: EventId::new_random(),
+                        user_id: user(i),
+                        movie_id: movie(i),
+                        position_ms: PositionMs::parse((i % 5_400_000) as i64)?,
+                        duration_ms: Some(PositionMs::parse(5_400_000)?),
+                        occurred_at: at(i),
+                    };
+                    positions.write(&e.row(0, i as i64)).await?;
+                }
+                _ => {
+                    let e = UserEvent {
+                        event_id: EventId::new_random(),
+                        user_id: Some(user(i)),
+                        anonymous_id: None,
+                        event_type: kinds[i % kinds.len()].to_string(),
+                        properties: HashMap::new(),
+                        occurred_at: at(i),
+                    };
+                    generic.write(&e.row(0, i as i64)).await?;
+                }
+            }
+        }
+        viewings.end().await?;
+        positions.end().await?;
+        generic.end().await?;
+        done = end;
+    }
+    Ok(())
 }

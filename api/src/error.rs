@@ -28,6 +28,9 @@ pub enum ApiError {
     /// Kafka could not take the write within the bound: try again shortly.
     #[error("the event store is unavailable, retry later")]
     Unavailable(String),
+    /// ClickHouse did not answer a read: try again shortly.
+    #[error("the analytics store is unavailable, retry later")]
+    AnalyticsUnavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -72,7 +75,10 @@ impl ApiError {
                 .iter()
                 .map(|e| json!({"field": e.field, "message": e.reason}))
                 .collect(),
-            ApiError::TooLarge(_) | ApiError::Unavailable(_) | ApiError::Internal(_) => vec![],
+            ApiError::TooLarge(_)
+            | ApiError::Unavailable(_)
+            | ApiError::AnalyticsUnavailable(_)
+            | ApiError::Internal(_) => vec![],
         }
     }
 }
@@ -86,7 +92,9 @@ impl ResponseError for ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::AnalyticsUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,12 +102,15 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match self {
             ApiError::Unavailable(e) => tracing::warn!(error = %e, "produce failed"),
+            ApiError::AnalyticsUnavailable(e) => {
+                tracing::warn!(error = %e, "analytics read failed")
+            }
             ApiError::Internal(e) => tracing::error!(error = %e, "internal error"),
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::AnalyticsUnavailable(_) => {
                 response.insert_header(("Retry-After", "1"));
             }
             ApiError::Unauthorized(_) => {

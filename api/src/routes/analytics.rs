@@ -15,7 +15,7 @@ use crate::state::AppState;
 const MAX_RANGE_SECONDS: i64 = 366 * 24 * 3600;
 
 fn storage(e: clickhouse::error::Error) -> ApiError {
-    ApiError::Unavailable(format!("clickhouse: {e}"))
+    ApiError::AnalyticsUnavailable(e.to_string())
 }
 
 fn iso(seconds: i64) -> String {

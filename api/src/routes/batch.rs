@@ -20,7 +20,7 @@ use super::events::{AnonymousEventRequest, UserEventRequest};
 use super::favorites::EventMeta;
 use super::likes::RatingRequest;
 use super::movies::{MovieViewingRequest, PlaybackEventRequest, PlaybackPositionRequest};
-use super::read_body;
+use super::{read_body, UserWrite};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -10,7 +10,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{all_valid, event_id, json_body, occurred_at, produce, TimeInput, WriteResponses};
+use super::{
+    all_valid, event_id, json_body, occurred_at, produce, write_for_user, TimeInput, UserWrite,
+    WriteResponses,
+};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -106,8 +109,14 @@ fn parse_payload(
     (event_type, properties)
 }
 
-impl UserEventRequest {
-    pub fn into_event(self) -> Result<UserEvent, ApiError> {
+impl UserWrite for UserEventRequest {
+    type Event = UserEvent;
+
+    fn user(event: &UserEvent) -> Option<&UserId> {
+        event.user_id.as_ref()
+    }
+
+    fn into_event(self) -> Result<UserEvent, ApiError> {
         let event_id = event_id(self.event_id.as_deref());
         let user_id = UserId::parse(&self.user_id);
         let occurred_at = occurred_at("timestamp", self.timestamp.as_ref());
@@ -130,8 +139,14 @@ impl UserEventRequest {
     }
 }
 
-impl AnonymousEventRequest {
-    pub fn into_event(self) -> Result<UserEvent, ApiError> {
+impl UserWrite for AnonymousEventRequest {
+    type Event = UserEvent;
+
+    fn user(_: &UserEvent) -> Option<&UserId> {
+        None
+    }
+
+    fn into_event(self) -> Result<UserEvent, ApiError> {
         let event_id = event_id(self.event_id.as_deref());
         let anonymous_id = AnonymousId::parse(&self.anonymous_id);
         let occurred_at = occurred_at("timestamp", self.timestamp.as_ref());
@@ -164,13 +179,7 @@ pub async fn user_event(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = json_body::<UserEventRequest>(body, state.limits.max_body_bytes)
-        .await?
-        .into_event()?;
-    if let Some(user) = &event.user_id {
-        caller.may_act_for(user)?;
-    }
-    produce(&state, &req, event).await
+    write_for_user::<UserEventRequest>(req, caller, body, state).await
 }
 
 /// Record an anonymous visitor's frontend event (no credentials; rate-limited by address).

@@ -170,6 +170,31 @@ pub(crate) async fn produce<E: Event>(
     Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "event_id": event.event_id()})))
 }
 
+/// A request body that validates into one event written for a user (checked against the caller).
+pub(crate) trait UserWrite: serde::de::DeserializeOwned {
+    type Event: Event;
+    fn into_event(self) -> Result<Self::Event, ApiError>;
+    /// The user the event belongs to, if any (anonymous events have none).
+    fn user(event: &Self::Event) -> Option<&schemas::domain::UserId>;
+}
+
+/// The whole of a plain event endpoint: read and validate the body, check the caller may write for
+/// the event's user, produce, answer 202.
+pub(crate) async fn write_for_user<R: UserWrite>(
+    req: HttpRequest,
+    caller: crate::auth::Caller,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let event = json_body::<R>(body, state.limits.max_body_bytes)
+        .await?
+        .into_event()?;
+    if let Some(user) = R::user(&event) {
+        caller.may_act_for(user)?;
+    }
+    produce(&state, &req, event).await
+}
+
 /// Responses of every event write, for the OpenAPI document.
 #[derive(utoipa::IntoResponses)]
 pub enum WriteResponses {

@@ -6,7 +6,9 @@ use schemas::events::{MovieViewing, PlaybackEvent, PlaybackEventType, PlaybackPo
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{all_valid, event_id, json_body, occurred_at, produce, TimeInput, WriteResponses};
+use super::{
+    all_valid, event_id, occurred_at, write_for_user, TimeInput, UserWrite, WriteResponses,
+};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -36,8 +38,14 @@ pub struct PlaybackEventRequest {
 #[schema(value_type = String, example = "play")]
 pub struct PlaybackEventTypeInput(String);
 
-impl PlaybackEventRequest {
-    pub fn into_event(self) -> Result<PlaybackEvent, ApiError> {
+impl UserWrite for PlaybackEventRequest {
+    type Event = PlaybackEvent;
+
+    fn user(event: &PlaybackEvent) -> Option<&UserId> {
+        Some(&event.user_id)
+    }
+
+    fn into_event(self) -> Result<PlaybackEvent, ApiError> {
         let event_id = event_id(self.event_id.as_deref());
         let user_id = UserId::parse(&self.user_id);
         let movie_id = MovieId::parse(&self.movie_id);
@@ -85,11 +93,7 @@ pub async fn playback_event(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = json_body::<PlaybackEventRequest>(body, state.limits.max_body_bytes)
-        .await?
-        .into_event()?;
-    caller.may_act_for(&event.user_id)?;
-    produce(&state, &req, event).await
+    write_for_user::<PlaybackEventRequest>(req, caller, body, state).await
 }
 
 /// Seconds of a movie watched since the previous report.
@@ -107,8 +111,14 @@ pub struct MovieViewingRequest {
     pub occurred_at: Option<TimeInput>,
 }
 
-impl MovieViewingRequest {
-    pub fn into_event(self) -> Result<MovieViewing, ApiError> {
+impl UserWrite for MovieViewingRequest {
+    type Event = MovieViewing;
+
+    fn user(event: &MovieViewing) -> Option<&UserId> {
+        Some(&event.user_id)
+    }
+
+    fn into_event(self) -> Result<MovieViewing, ApiError> {
         let event_id = event_id(self.event_id.as_deref());
         let user_id = UserId::parse(&self.user_id);
         let movie_id = MovieId::parse(&self.movie_id);
@@ -148,11 +158,7 @@ pub async fn movie_viewing(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = json_body::<MovieViewingRequest>(body, state.limits.max_body_bytes)
-        .await?
-        .into_event()?;
-    caller.may_act_for(&event.user_id)?;
-    produce(&state, &req, event).await
+    write_for_user::<MovieViewingRequest>(req, caller, body, state).await
 }
 
 /// Where the viewer is now (for "continue watching").
@@ -172,8 +178,14 @@ pub struct PlaybackPositionRequest {
     pub occurred_at: Option<TimeInput>,
 }
 
-impl PlaybackPositionRequest {
-    pub fn into_event(self) -> Result<PlaybackPosition, ApiError> {
+impl UserWrite for PlaybackPositionRequest {
+    type Event = PlaybackPosition;
+
+    fn user(event: &PlaybackPosition) -> Option<&UserId> {
+        Some(&event.user_id)
+    }
+
+    fn into_event(self) -> Result<PlaybackPosition, ApiError> {
         let event_id = event_id(self.event_id.as_deref());
         let user_id = UserId::parse(&self.user_id);
         let movie_id = MovieId::parse(&self.movie_id);
@@ -212,9 +224,5 @@ pub async fn playback_position(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = json_body::<PlaybackPositionRequest>(body, state.limits.max_body_bytes)
-        .await?
-        .into_event()?;
-    caller.may_act_for(&event.user_id)?;
-    produce(&state, &req, event).await
+    write_for_user::<PlaybackPositionRequest>(req, caller, body, state).await
 }
