@@ -103,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let sink_rate = (n - first) as f64 / started.elapsed().as_secs_f64();
+    eprintln!("[bench] sink: {sink_rate:.0} rows/s");
     let _ = stop.send(());
     sink.await??;
 
@@ -128,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         insert.end().await?;
     }
     let raw_rate = n as f64 / started.elapsed().as_secs_f64();
+    eprintln!("[bench] raw insert: {raw_rate:.0} rows/s");
 
     // 3. ClickHouse's own Kafka engine on a JSON copy of a topic (18.16 has no AvroConfluent format).
     let kafka_engine = admin
@@ -229,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
     sink.await??;
     let mut latencies: Vec<f64> = seen.values().copied().collect();
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    eprintln!("[bench] end to end: {} of {total} seen", latencies.len());
 
     // 5. The analytics endpoints over 10M events (ANALYTICS_EVENTS): 4 parts watch time,
     //    3 parts positions, 3 parts generic events, spread over 30 days, 10,000 users, 500 movies.
@@ -239,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
     let seeded = Instant::now();
     seed_analytics(&client, analytics_n).await?;
     let seed_secs = seeded.elapsed().as_secs_f64();
+    eprintln!("[bench] seeded {analytics_n} events in {seed_secs:.0} s");
     let now_s = Timestamp::now().seconds() as i64;
     let day = |s: i64| {
         time::OffsetDateTime::from_unix_timestamp(s)
@@ -285,7 +289,7 @@ async fn main() -> anyhow::Result<()> {
     ];
     for (name, path) in &endpoints {
         let mut times = Vec::new();
-        for i in 0..200 {
+        for i in 0..100 {
             let started = Instant::now();
             let resp = http
                 .get(format!("{base}{}", path(i)))
@@ -297,6 +301,7 @@ async fn main() -> anyhow::Result<()> {
             times.push(started.elapsed().as_secs_f64() * 1000.0);
         }
         times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        eprintln!("[bench] {name}: p99 {:.1} ms", percentile(&times, 0.99));
         rows_md.push_str(&format!(
             "| {name} | {:.1} / {:.1} ms | p99 < 50 ms |\n",
             percentile(&times, 0.5),
@@ -320,7 +325,7 @@ could not read our topics even from a real Kafka. The sink is compared with the 
 Command: `cargo run --release -p api --example pipeline_bench` (BENCH_SINK_EVENTS={n}).\n\n\
 ## Analytics reads\n\n\
 {analytics_n} events seeded straight into ClickHouse ({seed_secs:.0} s): 40 % watch time, 30 % positions, \
-30 % generic events, over 30 days, 10,000 users, 500 movies. 200 sequential requests per endpoint through the API.\n\n\
+30 % generic events, over 30 days, 10,000 users, 500 movies. 100 sequential requests per endpoint through the API.\n\n\
 | endpoint | p50 / p99 | goal |\n|---|---|---|\n{rows_md}",
         sink = sink_rate,
         raw = raw_rate,
