@@ -58,7 +58,6 @@ impl Application {
             clickhouse,
             auth: settings.auth.clone(),
             limits: settings.limits,
-            registry_url: settings.stack.schema_registry_url.clone(),
         });
         let governor = settings.rate_limit.config();
         let openapi = ApiDoc::openapi();

@@ -19,5 +19,4 @@ pub struct AppState {
     pub clickhouse: clickhouse::Client,
     pub auth: AuthConfig,
     pub limits: Limits,
-    pub registry_url: String,
 }

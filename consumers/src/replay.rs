@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::runtime::dead_letter::{H_OFFSET, H_PARTITION, H_TOPIC};
+use crate::runtime::dead_letter::{header, H_OFFSET, H_PARTITION, H_TOPIC};
 
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
@@ -42,14 +42,6 @@ pub enum ReplayError {
     OriginalGone(i64),
     #[error(transparent)]
     Config(#[from] common::config::ConfigError),
-}
-
-fn header(msg: &OwnedMessage, name: &str) -> Option<String> {
-    msg.headers()?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 pub async fn replay(config: &ReplayConfig) -> Result<ReplayReport, ReplayError> {

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use consumers::runtime::dead_letter::header;
 use consumers::sinks::clickhouse::{migrations, ClickHouseConfig, ClickHouseSink};
 use consumers::{Record, RuntimeConfig};
 use producers::admin::{ensure_topics, TopicSpec};
 use producers::{ProducerConfig, RawProducer};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use schemas::domain::*;
 use schemas::events::{PlaybackEvent, PlaybackEventType};
@@ -165,14 +165,6 @@ impl Fixture {
             .execute()
             .await;
     }
-}
-
-fn header(msg: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
-    msg.headers()?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

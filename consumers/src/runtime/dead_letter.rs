@@ -12,6 +12,15 @@ pub const H_OFFSET: &str = "dlq.source.offset";
 pub const H_ERROR: &str = "dlq.error";
 pub const H_CONSUMER: &str = "dlq.consumer";
 
+/// A header's value as text, for any message (borrowed from a poll or owned).
+pub fn header<M: Message>(msg: &M, name: &str) -> Option<String> {
+    msg.headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
 pub(crate) struct DeadLetter {
     pub partition: i32,
     offset: i64,

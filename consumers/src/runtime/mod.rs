@@ -22,13 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use schemas::{Codec, CodecError, Event};
 use tracing::Instrument;
 
 use crate::runtime::consumer::{build_consumer, RebalanceLog};
-use crate::runtime::dead_letter::{DeadLetter, DeadLetters};
+use crate::runtime::dead_letter::{header, DeadLetter, DeadLetters};
 
 /// What a sink says about a batch it could not fully write.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -369,14 +369,6 @@ async fn accept<E: Event>(
             }
         }
     }
-}
-
-fn header(msg: &BorrowedMessage<'_>, name: &str) -> Option<String> {
-    msg.headers()?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 /// Writes one batch and commits it. Returns false if shutdown came while it could not be written.
