@@ -10,11 +10,14 @@ DURATION="${BENCH_DURATION:-15s}"
 WORKERS="${BENCH_API_WORKERS:-1}"
 OUT="$ROOT/docs/benchmarks.md"
 
-# The sink and end-to-end part runs first, while the memory broker is still small (Tansu slows down
-# as it holds millions of records): it writes its section, which is kept below the API section.
-SINK_PART="$(mktemp)"
-cargo run -q --release -p api --example pipeline_bench
-sed -n '/^## ClickHouse sink/,$p' "$OUT" >"$SINK_PART"
+# The examples run first, while the memory broker is still small (Tansu slows down as it holds
+# millions of records); each writes its section to target/bench/<part>.md, appended below the API
+# section in name order.
+rm -rf "$ROOT/target/bench"
+for example in pipeline_bench documents_bench; do
+  echo "[bench] cargo run --release -p api --example $example" >&2
+  cargo run -q --release -p api --example "$example"
+done
 
 command -v wrk >/dev/null || { echo "[bench] apt-get install wrk"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }
 
@@ -81,6 +84,5 @@ third. The single-event goal of 40,000/s is not reached on this machine; the bat
 amortises HTTP and wake-ups over 1,000 events, is the high-throughput path for services.
 MD
 
-# Part two (written by the example, run first below) is kept as it is.
-if [[ -f "$SINK_PART" ]]; then cat "$SINK_PART" >>"$OUT"; fi
+for part in "$ROOT"/target/bench/*.md; do cat "$part" >>"$OUT"; done
 echo "[bench] wrote $OUT" >&2

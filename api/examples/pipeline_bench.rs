@@ -1,14 +1,13 @@
 //! `make bench`, part two (after the API load test): the ClickHouse sink's throughput against the
 //! clickhouse crate's raw insert rate, ClickHouse's own Kafka engine where it can run, and the
-//! end-to-end latency from the API's 202 to the row being queryable. Appends to docs/benchmarks.md.
+//! end-to-end latency from the API's 202 to the row being queryable, and the analytics reads over
+//! 10M events. Writes its section of docs/benchmarks.md (see scripts/bench.sh).
 //!
 //!     cargo run --release --example pipeline_bench   (with `make services` running)
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use api::configuration::Settings;
-use api::startup::Application;
 use consumers::sinks::clickhouse::{migrations, ClickHouseConfig, ClickHouseSink, Table};
 use consumers::RuntimeConfig;
 use producers::admin::{ensure_topics, TopicSpec};
@@ -36,12 +35,8 @@ async fn count(client: &clickhouse::Client, table: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The request path of the i-th request to an endpoint.
-type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+mod bench;
+use bench::{percentile, start_api, time_reads, write_section, PathFor};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -167,17 +162,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     // 4. End to end: POST -> 202 -> sink -> queryable, at a steady ~500 events/s.
-    let mut settings = Settings::from_env()?;
-    settings.port = 0;
-    settings.rate_limit.per_second = 0;
-    settings.auth = api::auth::AuthConfig::new("bench:bench-key", "x", None)?;
-    settings.stack.clickhouse_database = db.clone();
-    let app = Application::build(&settings)?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async {
-        let _ = api_stopped.await;
-    }));
+    let (base, stop_api) = start_api(|s| s.stack.clickhouse_database = db.clone()).await?;
     client
         .query("TRUNCATE TABLE playback_events")
         .execute()
@@ -251,7 +236,6 @@ async fn main() -> anyhow::Result<()> {
             .unwrap()
     };
     let (week_ago, today, yesterday) = (day(now_s - 7 * 86_400), day(now_s), day(now_s - 86_400));
-    let mut rows_md = String::new();
     let endpoints: Vec<(&str, PathFor<'_>)> = vec![
         (
             "watch time of a user for a movie",
@@ -287,27 +271,7 @@ async fn main() -> anyhow::Result<()> {
             Box::new(|_| format!("/api/v1/analytics/events/hourly?from={yesterday}&to={today}")),
         ),
     ];
-    for (name, path) in &endpoints {
-        let mut times = Vec::new();
-        for i in 0..100 {
-            let started = Instant::now();
-            let resp = http
-                .get(format!("{base}{}", path(i)))
-                .header("x-api-key", "bench-key")
-                .send()
-                .await?;
-            anyhow::ensure!(resp.status() == 200, "{name}: {}", resp.status());
-            resp.bytes().await?;
-            times.push(started.elapsed().as_secs_f64() * 1000.0);
-        }
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        eprintln!("[bench] {name}: p99 {:.1} ms", percentile(&times, 0.99));
-        rows_md.push_str(&format!(
-            "| {name} | {:.1} / {:.1} ms | p99 < 50 ms |\n",
-            percentile(&times, 0.5),
-            percentile(&times, 0.99)
-        ));
-    }
+    let rows_md = time_reads(&base, &endpoints, 100, "p99 < 50 ms").await?;
     let _ = stop_api.send(());
 
     let _ = admin.query(&format!("DROP DATABASE {db}")).execute().await;
@@ -335,14 +299,7 @@ Command: `cargo run --release -p api --example pipeline_bench` (BENCH_SINK_EVENT
         p99 = percentile(&latencies, 0.99),
         max = latencies.last().copied().unwrap_or(f64::NAN),
     );
-    print!("{md}");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
-    let mut doc = std::fs::read_to_string(&path).unwrap_or_default();
-    if let Some(at) = doc.find("\n## ClickHouse sink") {
-        doc.truncate(at);
-    }
-    doc.push_str(&md);
-    std::fs::write(&path, doc)?;
+    write_section("20-clickhouse", &md)?;
     Ok(())
 }
 

@@ -31,6 +31,12 @@ pub enum ApiError {
     /// ClickHouse did not answer a read: try again shortly.
     #[error("the analytics store is unavailable, retry later")]
     AnalyticsUnavailable(String),
+    /// MongoDB did not answer a read: try again shortly.
+    #[error("the document store is unavailable, retry later")]
+    StoreUnavailable(String),
+    /// No such resource.
+    #[error("not found")]
+    NotFound(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -51,6 +57,12 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl From<mongodb::error::Error> for ApiError {
+    fn from(e: mongodb::error::Error) -> Self {
+        ApiError::StoreUnavailable(e.to_string())
+    }
+}
+
 impl From<ProduceError> for ApiError {
     fn from(e: ProduceError) -> Self {
         crate::metrics::produce_error(&e);
@@ -68,7 +80,8 @@ impl ApiError {
             ApiError::BadJson(m)
             | ApiError::BadQuery(m)
             | ApiError::Unauthorized(m)
-            | ApiError::Forbidden(m) => {
+            | ApiError::Forbidden(m)
+            | ApiError::NotFound(m) => {
                 vec![json!({"message": m})]
             }
             ApiError::Invalid(errors) => errors
@@ -78,6 +91,7 @@ impl ApiError {
             ApiError::TooLarge(_)
             | ApiError::Unavailable(_)
             | ApiError::AnalyticsUnavailable(_)
+            | ApiError::StoreUnavailable(_)
             | ApiError::Internal(_) => vec![],
         }
     }
@@ -92,9 +106,10 @@ impl ResponseError for ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Unavailable(_) | ApiError::AnalyticsUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_)
+            | ApiError::AnalyticsUnavailable(_)
+            | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,12 +120,15 @@ impl ResponseError for ApiError {
             ApiError::AnalyticsUnavailable(e) => {
                 tracing::warn!(error = %e, "analytics read failed")
             }
+            ApiError::StoreUnavailable(e) => tracing::warn!(error = %e, "document read failed"),
             ApiError::Internal(e) => tracing::error!(error = %e, "internal error"),
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            ApiError::Unavailable(_) | ApiError::AnalyticsUnavailable(_) => {
+            ApiError::Unavailable(_)
+            | ApiError::AnalyticsUnavailable(_)
+            | ApiError::StoreUnavailable(_) => {
                 response.insert_header(("Retry-After", "1"));
             }
             ApiError::Unauthorized(_) => {

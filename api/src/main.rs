@@ -12,7 +12,9 @@ async fn main() -> anyhow::Result<()> {
     if settings.auth.uses_dev_defaults() {
         tracing::warn!("using the local development API key / JWT secret: set API_KEYS and JWT_HS256_SECRET (or JWT_RS256_PUBLIC_KEY) in production");
     }
-    let app = api::startup::Application::build(&settings).context("building the API")?;
+    let app = api::startup::Application::build(&settings)
+        .await
+        .context("building the API")?;
     tracing::info!(host = %settings.host, port = app.port(), "API listening");
     app.run_until_stopped(common::shutdown::signal()).await?;
     Ok(())

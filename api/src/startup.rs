@@ -27,6 +27,8 @@ pub enum BuildError {
     Io(#[from] std::io::Error),
     #[error("schema registry client: {0}")]
     Codec(#[from] schemas::CodecError),
+    #[error(transparent)]
+    Mongo(#[from] stores::mongo::MongoError),
     #[error("kafka producer: {0}")]
     Producer(#[from] producers::ProduceError),
 }
@@ -38,7 +40,7 @@ pub struct Application {
 }
 
 impl Application {
-    pub fn build(settings: &Settings) -> Result<Self, BuildError> {
+    pub async fn build(settings: &Settings) -> Result<Self, BuildError> {
         let addr = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&addr).map_err(|source| BuildError::Bind {
             addr: addr.clone(),
@@ -53,9 +55,13 @@ impl Application {
             .with_password(common::config::env_or("CLICKHOUSE_PASSWORD", ""))
             .with_database(&settings.stack.clickhouse_database)
             .with_validation(false);
+        let mongo =
+            stores::mongo::connect(&settings.stack.mongo_url, &settings.stack.mongo_database)
+                .await?;
         let state = web::Data::new(AppState {
             producer: producer.clone(),
             clickhouse,
+            mongo,
             auth: settings.auth.clone(),
             limits: settings.limits,
         });

@@ -17,6 +17,8 @@ pub struct AppState {
     /// The analytics database (`CLICKHOUSE_URL`, `CLICKHOUSE_DATABASE`, `CLICKHOUSE_USER`,
     /// `CLICKHOUSE_PASSWORD`).
     pub clickhouse: clickhouse::Client,
+    /// The document store the Mongo sink writes (`MONGO_URL`, `MONGO_DATABASE`).
+    pub mongo: mongodb::Database,
     pub auth: AuthConfig,
     pub limits: Limits,
 }

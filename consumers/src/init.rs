@@ -6,7 +6,7 @@ use producers::admin::{ensure_topics, TopicSpec};
 use schemas::Codec;
 
 use crate::sinks::clickhouse::{self, ClickHouseConfig};
-use crate::sinks::mongo;
+use stores::mongo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {

@@ -1,7 +1,7 @@
 //! The Mongo collections and unique indexes, created on the real MongoDB-wire server.
 
-use consumers::sinks::mongo::{migrate, FAVOURITES, FOLLOWS, RATINGS};
 use mongodb::bson::{doc, Document};
+use stores::mongo::{migrate, FAVOURITES, FOLLOWS, RATINGS};
 
 #[tokio::test]
 async fn collections_and_unique_indexes_are_created_idempotently() {
@@ -10,10 +10,10 @@ async fn collections_and_unique_indexes_are_created_idempotently() {
         .await
         .unwrap();
     let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    assert_eq!(migrate(&client, &db_name).await.unwrap(), 5);
+    assert_eq!(migrate(&client, &db_name).await.unwrap(), 7);
     assert_eq!(
         migrate(&client, &db_name).await.unwrap(),
-        5,
+        7,
         "a second run changes nothing"
     );
     let db = client.database(&db_name);

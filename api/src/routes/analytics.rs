@@ -7,7 +7,7 @@ use schemas::domain::{DomainError, MovieId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::all_valid;
+use super::{all_valid, page, PageQuery};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -71,33 +71,6 @@ pub async fn watch_time(
         movie_id: movie.to_string(),
         viewed_seconds: seconds,
     }))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct PageQuery {
-    /// 1-based page.
-    #[param(minimum = 1)]
-    pub page: Option<i64>,
-    /// Items per page, 1..=100 (default 20).
-    #[param(minimum = 1, maximum = 100)]
-    pub size: Option<i64>,
-}
-
-fn page(q: &PageQuery) -> Result<(u64, u64), ApiError> {
-    let page = q.page.unwrap_or(1);
-    let size = q.size.unwrap_or(20);
-    let p = if page >= 1 {
-        Ok(page)
-    } else {
-        Err(DomainError::new("page", "must be >= 1"))
-    };
-    let s = if (1..=100).contains(&size) {
-        Ok(size)
-    } else {
-        Err(DomainError::new("size", "must be 1 to 100"))
-    };
-    all_valid([p.as_ref().err(), s.as_ref().err()])?;
-    Ok((p? as u64, s? as u64))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

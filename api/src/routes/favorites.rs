@@ -1,12 +1,20 @@
-//! Favourites: add and remove; the newest action per user and movie wins downstream.
+//! Favourites: add and remove (the newest action per user and movie wins downstream), and the
+//! user's list, newest first.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Document};
 use schemas::domain::{MovieId, UserId};
 use schemas::events::{Favourite, FavouriteAction};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use stores::mongo::{FavouriteDoc, ACTIVE, FAVOURITES, UPDATED_AT};
 use utoipa::ToSchema;
 
-use super::{all_valid, event_id, json_body, occurred_at, produce, TimeInput, WriteResponses};
+use super::lists::{iso_millis, last_applied, Paged};
+use super::{
+    all_valid, event_id, json_body, occurred_at, page, produce, PageQuery, TimeInput,
+    WriteResponses,
+};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -89,4 +97,60 @@ pub async fn remove(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     write(req, caller, path, body, state, FavouriteAction::Removed).await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FavouriteItem {
+    #[schema(format = Uuid)]
+    pub movie_id: String,
+    /// RFC 3339: when it was (last) added.
+    pub added_at: String,
+    /// The event that added it.
+    #[schema(format = Uuid)]
+    pub event_id: String,
+}
+
+/// A user's favourites, most recently added first (a user reads their own).
+#[utoipa::path(get, path = "/api/v1/favorites/users/{user_id}", tag = "favorites",
+    params(("user_id" = String, Path, format = Uuid), PageQuery),
+    responses((status = 200, body = Paged<FavouriteItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn list(
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let user = UserId::parse(&path)?;
+    caller.may_act_for(&user)?;
+    let (page, size) = page(&query)?;
+    let collection = state.mongo.collection::<FavouriteDoc>(FAVOURITES);
+    let filter = doc! {"user_id": user.to_string(), ACTIVE: true};
+    let (total, docs, last) = futures::try_join!(
+        async { Ok::<_, ApiError>(collection.count_documents(filter.clone()).await?) },
+        async {
+            let cursor = collection
+                .find(filter.clone())
+                .sort(doc! {UPDATED_AT: -1, "movie_id": 1})
+                .skip((page - 1) * size)
+                .limit(size as i64)
+                .await?;
+            Ok::<Vec<FavouriteDoc>, ApiError>(cursor.try_collect().await?)
+        },
+        last_applied(
+            state.mongo.collection::<Document>(FAVOURITES),
+            doc! {"user_id": user.to_string()}
+        ),
+    )?;
+    let items = docs
+        .into_iter()
+        .map(|d| FavouriteItem {
+            movie_id: d.movie_id,
+            added_at: iso_millis(d.updated_at),
+            event_id: d.event_id,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Paged::new(items, total, page, size, last)))
 }

@@ -1,12 +1,20 @@
-//! Ratings: a score 0..10 per user and movie (10 is a like, 0 a dislike); the newest wins.
+//! Ratings: a score 0..10 per user and movie (10 is a like, 0 a dislike; the newest wins
+//! downstream), and their reads: a user's ratings, a movie's summary, the top-rated movies.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use schemas::domain::{MovieId, Score, UserId};
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Document};
+use schemas::domain::{DomainError, MovieId, Score, UserId};
 use schemas::events::Rating;
-use serde::Deserialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use stores::mongo::{RatingDoc, RATINGS, UPDATED_AT};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{all_valid, event_id, json_body, occurred_at, produce, TimeInput, WriteResponses};
+use super::lists::{iso_millis, last_applied, number, Paged};
+use super::{
+    all_valid, event_id, json_body, occurred_at, page, produce, PageQuery, TimeInput,
+    WriteResponses,
+};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -62,4 +70,190 @@ pub async fn rate(
         .into_event(&path.0, &path.1)?;
     caller.may_act_for(&event.user_id)?;
     produce(&state, &req, event).await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatingItem {
+    #[schema(format = Uuid)]
+    pub movie_id: String,
+    pub score: i32,
+    /// RFC 3339: when the current score was given.
+    pub rated_at: String,
+    #[schema(format = Uuid)]
+    pub event_id: String,
+}
+
+/// A user's ratings (likes are 10, dislikes 0), most recent first (a user reads their own).
+#[utoipa::path(get, path = "/api/v1/likes/users/{user_id}", tag = "likes",
+    params(("user_id" = String, Path, format = Uuid), PageQuery),
+    responses((status = 200, body = Paged<RatingItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn list(
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let user = UserId::parse(&path)?;
+    caller.may_act_for(&user)?;
+    let (page, size) = page(&query)?;
+    let collection = state.mongo.collection::<RatingDoc>(RATINGS);
+    let filter = doc! {"user_id": user.to_string()};
+    let (total, docs, last) = futures::try_join!(
+        async { Ok::<_, ApiError>(collection.count_documents(filter.clone()).await?) },
+        async {
+            let cursor = collection
+                .find(filter.clone())
+                .sort(doc! {UPDATED_AT: -1, "movie_id": 1})
+                .skip((page - 1) * size)
+                .limit(size as i64)
+                .await?;
+            Ok::<Vec<RatingDoc>, ApiError>(cursor.try_collect().await?)
+        },
+        last_applied(state.mongo.collection::<Document>(RATINGS), filter.clone()),
+    )?;
+    let items = docs
+        .into_iter()
+        .map(|d| RatingItem {
+            movie_id: d.movie_id,
+            score: d.score,
+            rated_at: iso_millis(d.updated_at),
+            event_id: d.event_id,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Paged::new(items, total, page, size, last)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MovieRating {
+    #[schema(format = Uuid)]
+    pub movie_id: String,
+    /// Mean score 0..10; null without ratings.
+    pub average: Option<f64>,
+    pub votes: u64,
+    /// Scores of 10.
+    pub likes: u64,
+    /// Scores of 0.
+    pub dislikes: u64,
+    /// The calling user's own score, if they rated it (null for services).
+    pub your_score: Option<i32>,
+}
+
+/// A movie's rating: average, votes, likes, dislikes, and the caller's own score.
+#[utoipa::path(get, path = "/api/v1/movies/{movie_id}/rating", tag = "likes",
+    params(("movie_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = MovieRating), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn movie_rating(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let movie = MovieId::parse(&path)?.to_string();
+    let collection = state.mongo.collection::<Document>(RATINGS);
+    let summary = async {
+        let mut cursor = collection
+            .aggregate([
+                doc! {"$match": {"movie_id": &movie}},
+                doc! {"$group": {
+                    "_id": null,
+                    "average": {"$avg": "$score"},
+                    "votes": {"$sum": 1},
+                    "likes": {"$sum": {"$cond": [{"$eq": ["$score", 10]}, 1, 0]}},
+                    "dislikes": {"$sum": {"$cond": [{"$eq": ["$score", 0]}, 1, 0]}},
+                }},
+            ])
+            .await?;
+        Ok::<_, ApiError>(cursor.try_next().await?)
+    };
+    let own = async {
+        match &caller {
+            Caller::User(user) => Ok::<_, ApiError>(
+                state
+                    .mongo
+                    .collection::<RatingDoc>(RATINGS)
+                    .find_one(doc! {"user_id": user.to_string(), "movie_id": &movie})
+                    .await?
+                    .map(|d| d.score),
+            ),
+            Caller::Service(_) => Ok(None),
+        }
+    };
+    let (summary, your_score) = futures::try_join!(summary, own)?;
+    let field = |k: &str| summary.as_ref().and_then(|d| number(d, k));
+    let votes = field("votes").unwrap_or(0.0) as u64;
+    Ok(HttpResponse::Ok().json(MovieRating {
+        movie_id: movie.clone(),
+        average: if votes > 0 { field("average") } else { None },
+        votes,
+        likes: field("likes").unwrap_or(0.0) as u64,
+        dislikes: field("dislikes").unwrap_or(0.0) as u64,
+        your_score,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TopRatedQuery {
+    /// 1..=100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// Only movies with at least this many ratings, >= 1 (default 1).
+    #[param(minimum = 1)]
+    pub min_votes: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopRated {
+    #[schema(format = Uuid)]
+    pub movie_id: String,
+    pub average: f64,
+    pub votes: u64,
+}
+
+/// The best-rated movies by average score (ties: more votes first).
+#[utoipa::path(get, path = "/api/v1/movies/top-rated", tag = "likes",
+    params(TopRatedQuery),
+    responses((status = 200, body = Vec<TopRated>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn top_rated(
+    _caller: Caller,
+    query: web::Query<TopRatedQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(10);
+    let min_votes = query.min_votes.unwrap_or(1);
+    let l = (1..=100)
+        .contains(&limit)
+        .then_some(limit)
+        .ok_or_else(|| DomainError::new("limit", "must be 1 to 100"));
+    let m = (1..=i64::from(i32::MAX))
+        .contains(&min_votes)
+        .then_some(min_votes)
+        .ok_or_else(|| DomainError::new("min_votes", "must be >= 1"));
+    all_valid([l.as_ref().err(), m.as_ref().err()])?;
+    let rows: Vec<Document> = state
+        .mongo
+        .collection::<Document>(RATINGS)
+        .aggregate([
+            doc! {"$group": {"_id": "$movie_id", "average": {"$avg": "$score"}, "votes": {"$sum": 1}}},
+            doc! {"$match": {"votes": {"$gte": m? as i32}}},
+            doc! {"$sort": {"average": -1, "votes": -1, "_id": 1}},
+            doc! {"$limit": l?},
+        ])
+        .await?
+        .try_collect()
+        .await?;
+    let top: Vec<TopRated> = rows
+        .iter()
+        .map(|d| TopRated {
+            movie_id: d.get_str("_id").unwrap_or_default().to_string(),
+            average: number(d, "average").unwrap_or(0.0),
+            votes: number(d, "votes").unwrap_or(0.0) as u64,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(top))
 }

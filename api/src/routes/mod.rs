@@ -9,6 +9,7 @@ pub mod favorites;
 pub mod follows;
 pub mod health;
 pub mod likes;
+pub mod lists;
 pub mod movies;
 pub mod posts;
 
@@ -17,6 +18,7 @@ use schemas::domain::{DomainError, EventId, Timestamp};
 use schemas::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -55,6 +57,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/follows/{followee_id}",
                 web::delete().to(follows::unfollow),
+            )
+            .route("/favorites/users/{user_id}", web::get().to(favorites::list))
+            .route("/likes/users/{user_id}", web::get().to(likes::list))
+            .route("/movies/top-rated", web::get().to(likes::top_rated))
+            .route(
+                "/movies/{movie_id}/rating",
+                web::get().to(likes::movie_rating),
+            )
+            .route(
+                "/users/{user_id}/followers",
+                web::get().to(follows::followers),
+            )
+            .route(
+                "/users/{user_id}/following",
+                web::get().to(follows::following),
             )
             .route("/posts", web::post().to(posts::create))
             .route("/events", web::post().to(events::user_event))
@@ -121,6 +138,33 @@ pub(crate) fn all_valid<'a>(
     } else {
         Err(ApiError::Invalid(errors))
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// 1-based page.
+    #[param(minimum = 1)]
+    pub page: Option<i64>,
+    /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub size: Option<i64>,
+}
+
+pub(crate) fn page(q: &PageQuery) -> Result<(u64, u64), ApiError> {
+    let page = q.page.unwrap_or(1);
+    let size = q.size.unwrap_or(20);
+    let p = if page >= 1 {
+        Ok(page)
+    } else {
+        Err(DomainError::new("page", "must be >= 1"))
+    };
+    let s = if (1..=100).contains(&size) {
+        Ok(size)
+    } else {
+        Err(DomainError::new("size", "must be 1 to 100"))
+    };
+    all_valid([p.as_ref().err(), s.as_ref().err()])?;
+    Ok((p? as u64, s? as u64))
 }
 
 /// A time as clients send it: RFC 3339 text or epoch milliseconds.

@@ -41,7 +41,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     INIT.call_once(|| common::telemetry::init("api-tests"));
     ensure_initialised(&test_settings()).await;
-    let app = Application::build(&settings).expect("build");
+    let app = Application::build(&settings).await.expect("build");
     let address = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async {

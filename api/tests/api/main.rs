@@ -4,6 +4,7 @@
 mod analytics;
 mod auth;
 mod batch;
+mod documents;
 mod endpoints;
 mod helpers;
 mod playback;

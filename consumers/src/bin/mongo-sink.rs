@@ -1,0 +1,74 @@
+//! The MongoDB sink: ratings, favourites and follows, each topic consumed by its own runtime
+//! (consumer group `<CONSUMER_GROUP>.<collection>`). `MONGO_SINKS` picks collections
+//! (comma-separated; default all).
+
+use anyhow::{bail, Context};
+use consumers::sinks::mongo::{MongoDoc, MongoSink};
+use consumers::RuntimeConfig;
+use schemas::events::{Favourite, Follow, Rating};
+use tokio::sync::watch;
+
+const ALL: [&str; 3] = [
+    Rating::COLLECTION,
+    Favourite::COLLECTION,
+    Follow::COLLECTION,
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    common::telemetry::init("mongo-sink");
+    let stack = common::config::StackConfig::from_env();
+    let codec = schemas::Codec::new(&stack.schema_registry_url)?;
+    let base = RuntimeConfig::from_env("mongo-sink")?;
+    let selected = common::config::env_or("MONGO_SINKS", &ALL.join(","));
+    let collections: Vec<&str> = selected
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if let Some(unknown) = collections.iter().find(|t| !ALL.contains(t)) {
+        bail!(
+            "MONGO_SINKS: unknown collection {unknown} (known: {})",
+            ALL.join(", ")
+        );
+    }
+    if base.topic.is_some() && collections.len() != 1 {
+        bail!("CONSUMER_TOPIC needs exactly one collection in MONGO_SINKS");
+    }
+    let db = stores::mongo::connect(&stack.mongo_url, &stack.mongo_database).await?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        common::shutdown::signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for collection in collections {
+        let mut config = base.clone();
+        config.group_id = format!("{}.{collection}", base.group_id);
+        let (codec, db, mut stop) = (codec.clone(), db.clone(), stop_rx.clone());
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        match collection {
+            "ratings" => tasks.spawn(run::<Rating>(config, codec, db, shutdown)),
+            "favourites" => tasks.spawn(run::<Favourite>(config, codec, db, shutdown)),
+            _ => tasks.spawn(run::<Follow>(config, codec, db, shutdown)),
+        };
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.context("sink task")??;
+    }
+    Ok(())
+}
+
+async fn run<E: MongoDoc>(
+    config: RuntimeConfig,
+    codec: schemas::Codec,
+    db: mongodb::Database,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let stats = consumers::run(config, codec, MongoSink::<E>::new(db), shutdown).await?;
+    tracing::info!(collection = E::COLLECTION, ?stats, "sink stopped");
+    Ok(())
+}
