@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the pipeline's own processes in the foreground over the services `make services` started:
-# the API, the ClickHouse sink and the Mongo sink. Ctrl-C (or SIGTERM) stops them gracefully; services keep running
+# the API, the ClickHouse sink, the Mongo sink and the feed fan-out. Ctrl-C (or SIGTERM) stops them gracefully; services keep running
 # (`make services-down` stops those).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,6 +16,7 @@ trap stop INT TERM EXIT
 
 "$BIN/clickhouse-sink" & pids+=($!)
 "$BIN/mongo-sink" & pids+=($!)
+"$BIN/feed-fanout" & pids+=($!)
 "$BIN/api" & pids+=($!)
 echo "[run] API on http://${API_HOST:-127.0.0.1}:${API_PORT:-8000}; Ctrl-C stops the API and the consumers"
 wait -n

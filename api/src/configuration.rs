@@ -28,6 +28,7 @@ pub struct Settings {
     pub auth: AuthConfig,
     pub stack: StackConfig,
     pub producer: ProducerConfig,
+    pub feeds: stores::feeds::FeedConfig,
 }
 
 impl Settings {
@@ -51,6 +52,7 @@ impl Settings {
             },
             auth: AuthConfig::from_env()?,
             producer: ProducerConfig::from_env(&stack.kafka_brokers)?,
+            feeds: stores::feeds::FeedConfig::from_env()?,
             stack,
         })
     }

@@ -29,6 +29,8 @@ pub enum BuildError {
     Codec(#[from] schemas::CodecError),
     #[error(transparent)]
     Mongo(#[from] stores::mongo::MongoError),
+    #[error("redis: {0}")]
+    Feeds(#[from] stores::feeds::FeedError),
     #[error("kafka producer: {0}")]
     Producer(#[from] producers::ProduceError),
 }
@@ -58,10 +60,12 @@ impl Application {
         let mongo =
             stores::mongo::connect(&settings.stack.mongo_url, &settings.stack.mongo_database)
                 .await?;
+        let feeds = stores::feeds::Feeds::connect(settings.feeds.clone()).await?;
         let state = web::Data::new(AppState {
             producer: producer.clone(),
             clickhouse,
             mongo,
+            feeds,
             auth: settings.auth.clone(),
             limits: settings.limits,
         });

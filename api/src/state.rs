@@ -19,6 +19,8 @@ pub struct AppState {
     pub clickhouse: clickhouse::Client,
     /// The document store the Mongo sink writes (`MONGO_URL`, `MONGO_DATABASE`).
     pub mongo: mongodb::Database,
+    /// The home feeds (`REDIS_URL`, `FEED_KEY_PREFIX`, `FEED_MAX_ITEMS`, `CELEBRITY_FOLLOWERS`).
+    pub feeds: stores::feeds::Feeds,
     pub auth: AuthConfig,
     pub limits: Limits,
 }

@@ -177,6 +177,25 @@ event!(PostCreated, topics::POSTS, "post_created.avsc", |e| e
     .author_id
     .to_string());
 
+/// One page of a post's fan-out (see consumers' feed sinks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FanoutBatch {
+    pub event_id: EventId,
+    pub post_id: PostId,
+    pub author_id: UserId,
+    pub created_at: Timestamp,
+    pub page: i32,
+    /// User ids (UUID text), as the planner read them from the follower set.
+    pub follower_ids: Vec<String>,
+    pub occurred_at: Timestamp,
+}
+event!(
+    FanoutBatch,
+    topics::FANOUT_BATCHES,
+    "fanout_batch.avsc",
+    |e| format!("{}:{}", e.post_id, e.page)
+);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserEvent {
     pub event_id: EventId,

@@ -30,6 +30,8 @@ pub const RATINGS: &str = "ugc.ratings";
 pub const FAVOURITES: &str = "ugc.favourites";
 pub const FOLLOWS: &str = "ugc.follows";
 pub const POSTS: &str = "ugc.posts";
+/// Pages of followers per post, from the fan-out planner to the fan-out workers.
+pub const FANOUT_BATCHES: &str = "ugc.fanout-batches";
 pub const USER_EVENTS: &str = "ugc.user-events";
 pub const VIDEO_FETCH_REQUESTS: &str = "ugc.video-fetch-requests";
 pub const VIDEOS_FETCHED: &str = "ugc.videos-fetched";
@@ -49,6 +51,7 @@ pub const ALL: &[Topic] = &[
     topic::<Favourite>(3),
     topic::<Follow>(3),
     topic::<PostCreated>(3),
+    topic::<FanoutBatch>(6),
     topic::<UserEvent>(6),
     topic::<VideoFetchRequested>(1),
     topic::<VideoFetched>(3),

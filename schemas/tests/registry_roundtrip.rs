@@ -115,6 +115,16 @@ async fn every_event_roundtrips_through_the_registry() {
         occurred_at: t,
     })
     .await;
+    roundtrip(FanoutBatch {
+        event_id,
+        post_id: PostId::from_uuid(uuid::Uuid::new_v4()),
+        author_id: user_id,
+        created_at: t,
+        page: 3,
+        follower_ids: vec![user_id.to_string(), uuid::Uuid::new_v4().to_string()],
+        occurred_at: t,
+    })
+    .await;
     roundtrip(UserEvent {
         event_id,
         user_id: None,

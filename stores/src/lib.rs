@@ -1,4 +1,5 @@
-//! The stores shared by the sinks that write them and the API that reads them: for now the MongoDB
-//! collections (likes/ratings, favourites, follows), their document shapes and indexes.
+//! The stores shared by the sinks that write them and the API that reads them: the MongoDB
+//! collections (likes/ratings, favourites, follows) and the Redis feeds.
 
+pub mod feeds;
 pub mod mongo;

@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod batch;
 pub mod events;
 pub mod favorites;
+pub mod feed;
 pub mod follows;
 pub mod health;
 pub mod likes;
@@ -74,6 +75,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::get().to(follows::following),
             )
             .route("/posts", web::post().to(posts::create))
+            .route("/posts/{post_id}/fanout", web::get().to(feed::fanout))
+            .route("/feed", web::get().to(feed::feed))
             .route("/events", web::post().to(events::user_event))
             .route("/events/batch", web::post().to(batch::batch))
             .route("/anonymous-events", web::post().to(events::anonymous_event))
@@ -142,21 +145,23 @@ pub(crate) fn all_valid<'a>(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PageQuery {
-    /// 1-based page.
-    #[param(minimum = 1)]
+    /// 1-based page, at most 1,000,000.
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
     /// Items per page, 1..=100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub size: Option<i64>,
 }
 
+const MAX_PAGE: i64 = 1_000_000;
+
 pub(crate) fn page(q: &PageQuery) -> Result<(u64, u64), ApiError> {
     let page = q.page.unwrap_or(1);
     let size = q.size.unwrap_or(20);
-    let p = if page >= 1 {
+    let p = if (1..=MAX_PAGE).contains(&page) {
         Ok(page)
     } else {
-        Err(DomainError::new("page", "must be >= 1"))
+        Err(DomainError::new("page", "must be 1 to 1000000"))
     };
     let s = if (1..=100).contains(&size) {
         Ok(size)

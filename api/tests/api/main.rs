@@ -6,6 +6,7 @@ mod auth;
 mod batch;
 mod documents;
 mod endpoints;
+mod feed;
 mod helpers;
 mod playback;
 mod resilience;

@@ -1,4 +1,5 @@
-//! The sinks, one folder each: config, writer, error classification, table or index definitions.
+//! The sinks, one module each: config, writer, error classification, table or index definitions.
 
 pub mod clickhouse;
+pub mod feed;
 pub mod mongo;

@@ -1,0 +1,163 @@
+//! `make bench`, the feed part: a post by an author with 1,000,000 followers (BENCH_FOLLOWERS),
+//! from PostCreated on Kafka to the last follower's home feed written in Redis, through the planner
+//! and two workers (in this process, on the shared runtime). Writes its section of
+//! docs/benchmarks.md (see scripts/bench.sh).
+//!
+//!     cargo run --release -p api --example feed_bench   (with `make services` running)
+
+use std::time::{Duration, Instant};
+
+use consumers::sinks::feed::{Planner, Worker};
+use consumers::RuntimeConfig;
+use producers::{EventProducer, ProducerConfig};
+use schemas::domain::{EventId, PostId, Timestamp, UserId};
+use schemas::events::{FanoutBatch, PostCreated};
+use schemas::{Codec, Event};
+use stores::feeds::{FeedConfig, Feeds, FollowChange};
+
+mod bench;
+use bench::write_section;
+
+fn post(author: UserId) -> PostCreated {
+    PostCreated {
+        event_id: EventId::new_random(),
+        post_id: PostId::from_uuid(uuid::Uuid::new_v4()),
+        author_id: author,
+        text: "a new trailer is out".into(),
+        occurred_at: Timestamp::now(),
+    }
+}
+
+async fn wait_done(feeds: &Feeds, post: &str) -> anyhow::Result<stores::feeds::Progress> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if let Some(p) = feeds.progress(post).await? {
+            if p.planned && p.pages_done >= p.pages_emitted {
+                return Ok(p);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    anyhow::bail!("post {post} not fanned out in 300 s")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::var("BENCH_FOLLOWERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let workers = 2;
+    let stack = common::config::StackConfig::from_env();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut config = FeedConfig::from_env()?;
+    config.prefix = format!("bench_{id}:");
+    config.celebrity_followers = n as u64 + 1;
+    let page_size = config.page_size;
+    let feeds = Feeds::connect(config).await?;
+
+    // The follow graph, through the same mirror the follows consumer uses.
+    let author = UserId::from_uuid(uuid::Uuid::new_v4());
+    let started = Instant::now();
+    let mut chunk = Vec::with_capacity(10_000);
+    for i in 0..n {
+        chunk.push(FollowChange {
+            follower: uuid::Uuid::from_u128(0xF000_0000_0000 + i as u128).to_string(),
+            followee: author.to_string(),
+            active: true,
+            at_ms: 1,
+            event_id: uuid::Uuid::new_v4().to_string(),
+        });
+        if chunk.len() == 10_000 || i + 1 == n {
+            feeds.apply_follows(&chunk).await?;
+            chunk.clear();
+        }
+    }
+    let mirror_rate = n as f64 / started.elapsed().as_secs_f64();
+    eprintln!("[bench] {n} follows mirrored at {mirror_rate:.0}/s");
+
+    let codec = Codec::new(&stack.schema_registry_url)?;
+    let producer = EventProducer::new(
+        &ProducerConfig::from_env(&stack.kafka_brokers)?,
+        codec.clone(),
+    )?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // Every group starts at the topics' ends (before any member joins: a group with members refuses
+    // commits from outside).
+    for (role, topic) in [
+        ("planner", PostCreated::TOPIC),
+        ("worker", FanoutBatch::TOPIC),
+    ] {
+        let group = format!("bench-feed-{id}.{role}");
+        consumers::groups::commit_at_end(&stack.kafka_brokers, &group, topic)?;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for role in std::iter::once("planner").chain(std::iter::repeat_n("worker", workers)) {
+        let mut runtime = RuntimeConfig::from_env("bench")?;
+        runtime.group_id = format!("bench-feed-{id}.{role}");
+        runtime.max_wait = Duration::from_millis(5);
+        let mut stop = stopped.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let codec = codec.clone();
+        if role == "planner" {
+            let sink = Planner::new(feeds.clone(), producer.clone());
+            tasks.spawn(async move {
+                consumers::run(runtime, codec, sink, shutdown)
+                    .await
+                    .map(drop)
+            });
+        } else {
+            let sink = Worker::new(feeds.clone());
+            tasks.spawn(async move {
+                consumers::run(runtime, codec, sink, shutdown)
+                    .await
+                    .map(drop)
+            });
+        }
+    }
+    // Warm up: every group joined and assigned (a post of an author with no followers).
+    let warm = post(UserId::from_uuid(uuid::Uuid::new_v4()));
+    producer.send(&warm, &[]).await?;
+    wait_done(&feeds, &warm.post_id.to_string()).await?;
+    tokio::time::sleep(Duration::from_secs(8)).await; // the second worker's join settles
+
+    let p = post(author);
+    let started = Instant::now();
+    producer.send(&p, &[]).await?;
+    let progress = wait_done(&feeds, &p.post_id.to_string()).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let writes_per_s = n as f64 / secs;
+    eprintln!("[bench] {n} feeds written in {secs:.2} s ({writes_per_s:.0}/s)");
+    let sample = feeds
+        .read(
+            &uuid::Uuid::from_u128(0xF000_0000_0000 + n as u128 / 2).to_string(),
+            None,
+            10,
+        )
+        .await?;
+    anyhow::ensure!(sample.len() == 1 && sample[0].post_id == p.post_id.to_string());
+
+    let _ = stop.send(true);
+    while let Some(t) = tasks.join_next().await {
+        t??;
+    }
+    feeds.delete_all().await?;
+
+    let md = format!(
+        "\n## Feed fan-out\n\n\
+One post by an author with {n} followers, from PostCreated produced to Kafka until the last \
+follower's home feed is written in Redis: the planner walks the follower set ({pages} pages of \
+{page_size}, one FanoutBatch message each), {workers} workers in one consumer group write the pages \
+(one Lua call per page: ZADD + trim per feed), progress read from `fanout:{{post}}` every 5 ms. \
+Planner, workers, broker and Redis share the 2 cores.\n\n\
+| what | result | goal |\n|---|---|---|\n\
+| PostCreated -> last of {n} feeds written | {secs:.2} s | < 10 s |\n\
+| feed writes/s | {writes_per_s:.0} | |\n\
+| follows mirrored into Redis (follower set + LWW version per pair, pipelined Lua) | {mirror_rate:.0}/s | |\n\n\
+Command: `cargo run --release -p api --example feed_bench` (BENCH_FOLLOWERS={n}).\n",
+        pages = progress.pages_emitted,
+    );
+    write_section("40-feed", &md)
+}

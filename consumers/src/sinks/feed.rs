@@ -1,0 +1,199 @@
+//! The feed fan-out, on the shared runtime (stores::feeds has the Redis side):
+//!
+//! * [`FollowMirror`] mirrors follows into Redis (follower sets walked by cursor), newest per pair
+//!   winning, like the Mongo sink does for the durable copy;
+//! * [`Planner`] takes each PostCreated: a celebrity's post (followers >= `CELEBRITY_FOLLOWERS`) is
+//!   kept for read-time merging; any other is walked in follower-id order, one FanoutBatch message
+//!   per page of `FANOUT_PAGE_SIZE` followers, the cursor recorded after each page is acknowledged,
+//!   so a planner that dies mid-walk resumes after the last acknowledged page (a page emitted but not
+//!   recorded is emitted again, which the workers absorb);
+//! * [`Worker`] (any number of instances in one consumer group) writes each page's post into the
+//!   followers' home feeds. A page written twice changes nothing: a feed is a set of post ids.
+
+use producers::EventProducer;
+use schemas::domain::{EventId, Timestamp};
+use schemas::events::{FanoutBatch, Follow, FollowAction, PostCreated};
+use stores::feeds::{FeedError, Feeds, FollowChange, Post};
+
+use crate::{Record, Sink, SinkError};
+
+fn retriable(e: FeedError) -> SinkError {
+    SinkError::Retriable(e.to_string())
+}
+
+/// Follows and unfollows into the Redis follower sets.
+pub struct FollowMirror {
+    feeds: Feeds,
+}
+
+impl FollowMirror {
+    pub fn new(feeds: Feeds) -> Self {
+        Self { feeds }
+    }
+}
+
+/// A follow event as the change the mirror applies.
+pub fn follow_change(f: &Follow) -> FollowChange {
+    FollowChange {
+        follower: f.follower_id.to_string(),
+        followee: f.followee_id.to_string(),
+        active: f.action == FollowAction::Follow,
+        at_ms: f.occurred_at.millis(),
+        event_id: f.event_id.to_string(),
+    }
+}
+
+impl Sink for FollowMirror {
+    type Event = Follow;
+
+    fn name(&self) -> &'static str {
+        "feed-follows"
+    }
+
+    async fn write(&self, batch: &[Record<Follow>]) -> Result<(), SinkError> {
+        let changes: Vec<FollowChange> = batch.iter().map(|r| follow_change(&r.event)).collect();
+        self.feeds.apply_follows(&changes).await.map_err(retriable)
+    }
+}
+
+/// Walks each post's followers into FanoutBatch pages.
+pub struct Planner {
+    feeds: Feeds,
+    producer: EventProducer,
+}
+
+impl Planner {
+    pub fn new(feeds: Feeds, producer: EventProducer) -> Self {
+        Self { feeds, producer }
+    }
+
+    async fn plan(&self, p: &PostCreated) -> Result<(), SinkError> {
+        let post = Post {
+            post_id: p.post_id.to_string(),
+            author_id: p.author_id.to_string(),
+            text: p.text.clone(),
+            created_at: p.occurred_at.millis(),
+        };
+        self.feeds.save_post(&post).await.map_err(retriable)?;
+        let progress = self
+            .feeds
+            .progress(&post.post_id)
+            .await
+            .map_err(retriable)?
+            .unwrap_or_default();
+        if progress.planned {
+            return Ok(()); // a redelivered post whose walk is over
+        }
+        let followers = self
+            .feeds
+            .follower_count(&post.author_id)
+            .await
+            .map_err(retriable)?;
+        let config = self.feeds.config();
+        if followers >= config.celebrity_followers {
+            return self
+                .feeds
+                .add_celebrity_post(&post, followers)
+                .await
+                .map_err(retriable);
+        }
+        let (mut page, mut cursor) = (progress.pages_emitted, progress.next_cursor);
+        if page > 0 {
+            tracing::info!(post = %post.post_id, page, "resuming a fan-out walk");
+        }
+        self.feeds
+            .record_progress(&post.post_id, followers, page, cursor.as_deref(), false)
+            .await
+            .map_err(retriable)?;
+        loop {
+            let ids = self
+                .feeds
+                .followers_page(&post.author_id, cursor.as_deref(), config.page_size)
+                .await
+                .map_err(retriable)?;
+            let Some(last) = ids.last().cloned() else {
+                break;
+            };
+            let full = ids.len() == config.page_size;
+            let batch = FanoutBatch {
+                event_id: EventId::new_random(),
+                post_id: p.post_id,
+                author_id: p.author_id,
+                created_at: p.occurred_at,
+                page: page as i32,
+                follower_ids: ids,
+                occurred_at: Timestamp::now(),
+            };
+            self.producer
+                .send(&batch, &[])
+                .await
+                .map_err(|e| SinkError::Retriable(format!("emitting a fan-out page: {e}")))?;
+            page += 1;
+            cursor = Some(last);
+            self.feeds
+                .record_progress(&post.post_id, followers, page, cursor.as_deref(), !full)
+                .await
+                .map_err(retriable)?;
+            if !full {
+                break;
+            }
+        }
+        self.feeds
+            .record_progress(&post.post_id, followers, page, cursor.as_deref(), true)
+            .await
+            .map_err(retriable)?;
+        tracing::info!(post = %post.post_id, followers, pages = page, "fan-out planned");
+        Ok(())
+    }
+}
+
+impl Sink for Planner {
+    type Event = PostCreated;
+
+    fn name(&self) -> &'static str {
+        "feed-planner"
+    }
+
+    async fn write(&self, batch: &[Record<PostCreated>]) -> Result<(), SinkError> {
+        for r in batch {
+            self.plan(&r.event).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes fan-out pages into the followers' home feeds.
+pub struct Worker {
+    feeds: Feeds,
+}
+
+impl Worker {
+    pub fn new(feeds: Feeds) -> Self {
+        Self { feeds }
+    }
+}
+
+impl Sink for Worker {
+    type Event = FanoutBatch;
+
+    fn name(&self) -> &'static str {
+        "feed-worker"
+    }
+
+    async fn write(&self, batch: &[Record<FanoutBatch>]) -> Result<(), SinkError> {
+        let ids: Vec<String> = batch.iter().map(|r| r.event.post_id.to_string()).collect();
+        let pages: Vec<(&str, i64, i32, &[String])> = batch
+            .iter()
+            .zip(&ids)
+            .map(|(r, id)| {
+                (
+                    id.as_str(),
+                    r.event.created_at.millis(),
+                    r.event.page,
+                    r.event.follower_ids.as_slice(),
+                )
+            })
+            .collect();
+        self.feeds.deliver(&pages).await.map_err(retriable)
+    }
+}
