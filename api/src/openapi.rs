@@ -29,6 +29,11 @@ use crate::routes;
         routes::posts::create,
         routes::feed::feed,
         routes::feed::fanout,
+        routes::videos::fetch,
+        routes::videos::list,
+        routes::videos::search,
+        routes::videos::trending_keywords,
+        routes::videos::channel_stats,
         routes::events::user_event,
         routes::events::anonymous_event,
         routes::batch::batch,
@@ -46,6 +51,7 @@ use crate::routes;
         (name = "follows", description = "Writes, and reads from MongoDB"), (name = "posts", description = "Posts, home feeds (Redis) and fan-out progress"),
         (name = "events", description = "Generic frontend events and batches"),
         (name = "analytics", description = "Reads from ClickHouse"),
+        (name = "videos", description = "YouTube videos found by the fetcher (ClickHouse)"),
         (name = "health"),
     )
 )]

@@ -13,6 +13,7 @@ pub mod likes;
 pub mod lists;
 pub mod movies;
 pub mod posts;
+pub mod videos;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use schemas::domain::{DomainError, EventId, Timestamp};
@@ -77,6 +78,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/posts", web::post().to(posts::create))
             .route("/posts/{post_id}/fanout", web::get().to(feed::fanout))
             .route("/feed", web::get().to(feed::feed))
+            .route("/videos", web::get().to(videos::list))
+            .route("/videos/fetch", web::post().to(videos::fetch))
+            .route("/videos/search", web::get().to(videos::search))
+            .route(
+                "/videos/trending-keywords",
+                web::get().to(videos::trending_keywords),
+            )
+            .route(
+                "/channels/{channel_id}/stats",
+                web::get().to(videos::channel_stats),
+            )
             .route("/events", web::post().to(events::user_event))
             .route("/events/batch", web::post().to(batch::batch))
             .route("/anonymous-events", web::post().to(events::anonymous_event))

@@ -11,3 +11,4 @@ mod helpers;
 mod playback;
 mod resilience;
 mod vertical_slice;
+mod videos;

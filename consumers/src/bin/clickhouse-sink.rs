@@ -1,19 +1,22 @@
-//! The ClickHouse analytics sink: playback events, watch time, positions, ratings and generic user
-//! events, each topic consumed by its own runtime (consumer group `<CONSUMER_GROUP>.<table>`).
+//! The ClickHouse analytics sink: playback events, watch time, positions, ratings, generic user
+//! events and fetched videos, each topic consumed by its own runtime (consumer group `<CONSUMER_GROUP>.<table>`).
 //! `CLICKHOUSE_SINKS` picks tables (comma-separated; default all).
 
 use anyhow::{bail, Context};
 use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink, Table};
 use consumers::RuntimeConfig;
-use schemas::events::{MovieViewing, PlaybackEvent, PlaybackPosition, Rating, UserEvent};
+use schemas::events::{
+    MovieViewing, PlaybackEvent, PlaybackPosition, Rating, UserEvent, VideoFetched,
+};
 use tokio::sync::watch;
 
-const ALL: [&str; 5] = [
+const ALL: [&str; 6] = [
     PlaybackEvent::TABLE,
     MovieViewing::TABLE,
     PlaybackPosition::TABLE,
     Rating::TABLE,
     UserEvent::TABLE,
+    VideoFetched::TABLE,
 ];
 
 #[tokio::main]
@@ -62,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
                 tasks.spawn(run::<PlaybackPosition>(config, codec, client, shutdown))
             }
             "ratings" => tasks.spawn(run::<Rating>(config, codec, client, shutdown)),
+            "videos" => tasks.spawn(run::<VideoFetched>(config, codec, client, shutdown)),
             _ => tasks.spawn(run::<UserEvent>(config, codec, client, shutdown)),
         };
     }

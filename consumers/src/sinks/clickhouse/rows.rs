@@ -4,6 +4,7 @@
 use clickhouse::Row;
 use schemas::events::{
     MovieViewing, PlaybackEvent, PlaybackEventType, PlaybackPosition, Rating, UserEvent,
+    VideoFetched,
 };
 use schemas::Event;
 use serde::Serialize;
@@ -196,6 +197,48 @@ impl Table for UserEvent {
             properties_values: properties.iter().map(|(_, v)| (*v).clone()).collect(),
             occurred_at: self.occurred_at.seconds(),
             occurred_at_ms: self.occurred_at.millis() as u64,
+            kafka_partition: partition as u32,
+            kafka_offset: offset as u64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct VideoRow {
+    pub video_id: String,
+    pub title: String,
+    pub description: String,
+    pub channel_id: String,
+    pub channel_title: String,
+    pub published_at: u32,
+    pub published_at_ms: u64,
+    pub thumbnails_keys: Vec<String>,
+    pub thumbnails_urls: Vec<String>,
+    pub query: String,
+    pub fetched_at_ms: u64,
+    pub kafka_partition: u32,
+    pub kafka_offset: u64,
+}
+
+impl Table for VideoFetched {
+    type Row = VideoRow;
+    const TABLE: &'static str = "videos";
+
+    fn row(&self, partition: i32, offset: i64) -> VideoRow {
+        let mut thumbnails: Vec<(&String, &String)> = self.thumbnails.iter().collect();
+        thumbnails.sort();
+        VideoRow {
+            video_id: self.video_id.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            channel_id: self.channel_id.clone(),
+            channel_title: self.channel_title.clone(),
+            published_at: self.published_at.seconds(),
+            published_at_ms: self.published_at.millis() as u64,
+            thumbnails_keys: thumbnails.iter().map(|(k, _)| (*k).clone()).collect(),
+            thumbnails_urls: thumbnails.iter().map(|(_, v)| (*v).clone()).collect(),
+            query: self.query.clone(),
+            fetched_at_ms: self.fetched_at.millis() as u64,
             kafka_partition: partition as u32,
             kafka_offset: offset as u64,
         }

@@ -174,3 +174,25 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.movie_viewers_daily_mv TO {db}.movie
 SELECT toDate(occurred_at) AS day, movie_id, cityHash64(toString(user_id)) AS user_hash
 FROM {db}.movie_viewings
 GROUP BY day, movie_id, user_hash;
+
+-- Videos found by the YouTube fetcher: one row per fetch, collapsed per video_id with the latest
+-- fetch winning (ReplacingMergeTree by fetched_at_ms); reads use FINAL. Field names follow the
+-- YouTube Data API's snippet.
+CREATE TABLE IF NOT EXISTS {db}.videos
+(
+    video_id         String,
+    title            String,
+    description      String,
+    channel_id       String,
+    channel_title    String,
+    published_at     DateTime,
+    published_at_ms  UInt64,
+    thumbnails_keys  Array(String),
+    thumbnails_urls  Array(String),
+    query            String,
+    fetched_at_ms    UInt64,
+    kafka_partition  UInt32,
+    kafka_offset     UInt64
+)
+ENGINE = ReplacingMergeTree(fetched_at_ms)
+ORDER BY video_id;

@@ -1,0 +1,390 @@
+//! Videos found by the YouTube fetcher (ClickHouse `videos`, latest fetch per video): on-demand
+//! fetch requests, the newest list, search, trending title keywords and per-channel stats. The JSON
+//! uses the YouTube Data API's snippet names (`videoId`, `channelId`, `publishedAt`, `thumbnails`).
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use schemas::domain::{DomainError, Timestamp};
+use schemas::events::VideoFetchRequested;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::lists::iso_millis;
+use super::{all_valid, event_id, json_body, produce, WriteResponses};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn storage(e: clickhouse::error::Error) -> ApiError {
+    ApiError::AnalyticsUnavailable(e.to_string())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FetchRequest {
+    /// The search query, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
+    pub query: String,
+    #[schema(format = Uuid)]
+    pub event_id: Option<String>,
+}
+
+/// Ask the fetcher to search YouTube for a query now.
+#[utoipa::path(post, path = "/api/v1/videos/fetch", tag = "videos",
+    request_body = FetchRequest, responses(WriteResponses),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn fetch(
+    req: HttpRequest,
+    caller: Caller,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = json_body::<FetchRequest>(body, state.limits.max_body_bytes).await?;
+    let query = body.query.trim().to_string();
+    let q = (1..=200)
+        .contains(&query.chars().count())
+        .then_some(())
+        .ok_or_else(|| DomainError::new("query", "must be 1 to 200 characters"));
+    let id = event_id(body.event_id.as_deref());
+    all_valid([q.as_ref().err(), id.as_ref().err()])?;
+    let event = VideoFetchRequested {
+        event_id: id?,
+        query,
+        requested_by: match caller {
+            Caller::User(u) => Some(u),
+            Caller::Service(_) => None,
+        },
+        occurred_at: Timestamp::now(),
+    };
+    produce(&state, &req, event).await
+}
+
+/// A thumbnail, as in the YouTube API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Thumbnail {
+    pub url: String,
+}
+
+/// A video, with the YouTube API's snippet field names.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Video {
+    pub video_id: String,
+    pub title: String,
+    pub description: String,
+    pub channel_id: String,
+    pub channel_title: String,
+    /// RFC 3339.
+    pub published_at: String,
+    /// By size name: `default`, `medium`, `high`.
+    pub thumbnails: BTreeMap<String, Thumbnail>,
+    /// The search query that found it.
+    pub query: String,
+    /// RFC 3339: the latest fetch.
+    pub fetched_at: String,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct VideoRow {
+    video_id: String,
+    title: String,
+    description: String,
+    channel_id: String,
+    channel_title: String,
+    published_at_ms: u64,
+    thumbnails_keys: Vec<String>,
+    thumbnails_urls: Vec<String>,
+    query: String,
+    fetched_at_ms: u64,
+}
+
+const COLUMNS: &str = "video_id, title, description, channel_id, channel_title, published_at_ms, \
+                       thumbnails_keys, thumbnails_urls, query, fetched_at_ms";
+
+impl From<VideoRow> for Video {
+    fn from(r: VideoRow) -> Self {
+        Video {
+            video_id: r.video_id,
+            title: r.title,
+            description: r.description,
+            channel_id: r.channel_id,
+            channel_title: r.channel_title,
+            published_at: iso_millis(r.published_at_ms as i64),
+            thumbnails: r
+                .thumbnails_keys
+                .into_iter()
+                .zip(r.thumbnails_urls)
+                .map(|(k, url)| (k, Thumbnail { url }))
+                .collect(),
+            query: r.query,
+            fetched_at: iso_millis(r.fetched_at_ms as i64),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VideoPage {
+    pub items: Vec<Video>,
+    pub page: u64,
+    pub limit: u64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct VideoListQuery {
+    /// 1-based page, at most 10,000.
+    #[param(minimum = 1, maximum = 10000)]
+    pub page: Option<i64>,
+    /// 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+fn paging(page: Option<i64>, limit: Option<i64>) -> Result<(u64, u64), ApiError> {
+    let (page, limit) = (page.unwrap_or(1), limit.unwrap_or(20));
+    let p = (1..=10_000)
+        .contains(&page)
+        .then_some(page as u64)
+        .ok_or_else(|| DomainError::new("page", "must be 1 to 10000"));
+    let l = (1..=100)
+        .contains(&limit)
+        .then_some(limit as u64)
+        .ok_or_else(|| DomainError::new("limit", "must be 1 to 100"));
+    all_valid([p.as_ref().err(), l.as_ref().err()])?;
+    Ok((p?, l?))
+}
+
+/// Fetched videos, newest published first.
+#[utoipa::path(get, path = "/api/v1/videos", tag = "videos", params(VideoListQuery),
+    responses((status = 200, body = VideoPage), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn list(
+    _caller: Caller,
+    query: web::Query<VideoListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (page, limit) = paging(query.page, query.limit)?;
+    let rows: Vec<VideoRow> = state
+        .clickhouse
+        .query(&format!(
+            "SELECT {COLUMNS} FROM videos FINAL ORDER BY published_at_ms DESC, video_id LIMIT ?, ?"
+        ))
+        .bind((page - 1) * limit)
+        .bind(limit)
+        .fetch_all()
+        .await
+        .map_err(storage)?;
+    let items = rows.into_iter().map(Video::from).collect();
+    Ok(HttpResponse::Ok().json(VideoPage { items, page, limit }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SearchQuery {
+    /// 1 to 100 characters; matched case-insensitively anywhere in the title or description.
+    pub q: String,
+    #[param(minimum = 1, maximum = 10000)]
+    pub page: Option<i64>,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// Search: partial, case-insensitive match in title or description; title matches first, then
+/// newest published.
+#[utoipa::path(get, path = "/api/v1/videos/search", tag = "videos", params(SearchQuery),
+    responses((status = 200, body = VideoPage), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn search(
+    _caller: Caller,
+    query: web::Query<SearchQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.q.trim();
+    let valid = (1..=100)
+        .contains(&q.chars().count())
+        .then_some(())
+        .ok_or_else(|| DomainError::new("q", "must be 1 to 100 characters"));
+    let paged = paging(query.page, query.limit);
+    all_valid([valid.as_ref().err()])?;
+    let (page, limit) = paged?;
+    let rows: Vec<VideoRow> = state
+        .clickhouse
+        .query(&format!(
+            "SELECT {COLUMNS} FROM videos FINAL \
+             WHERE positionCaseInsensitiveUTF8(title, ?) > 0 OR positionCaseInsensitiveUTF8(description, ?) > 0 \
+             ORDER BY positionCaseInsensitiveUTF8(title, ?) > 0 DESC, published_at_ms DESC, video_id LIMIT ?, ?"
+        ))
+        .bind(q)
+        .bind(q)
+        .bind(q)
+        .bind((page - 1) * limit)
+        .bind(limit)
+        .fetch_all()
+        .await
+        .map_err(storage)?;
+    let items = rows.into_iter().map(Video::from).collect();
+    Ok(HttpResponse::Ok().json(VideoPage { items, page, limit }))
+}
+
+/// Words too common to be trends (English and Russian), and short ones are dropped too.
+const STOP_WORDS: &[&str] = &[
+    "the", "and", "for", "with", "you", "your", "are", "was", "this", "that", "from", "how",
+    "what", "why", "who", "when", "where", "all", "new", "can", "will", "not", "but", "our", "out",
+    "has", "have", "its", "about", "into", "more", "most", "than", "then", "they", "them", "their",
+    "his", "her", "she", "him", "get", "got", "one", "two", "official", "video", "videos", "full",
+    "part", "episode", "live", "vs", "как", "что", "это", "для", "или", "при", "все", "так", "его",
+    "она", "они", "мы", "вы", "на", "не", "по", "из", "за", "от", "до",
+];
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TrendingQuery {
+    /// `<n>h` or `<n>d`, up to 90 days (default `24h`).
+    pub period: Option<String>,
+    /// 1..=100 (default 10).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema, clickhouse::Row, Deserialize)]
+pub struct Keyword {
+    pub keyword: String,
+    /// Videos whose title has it.
+    pub videos: u64,
+}
+
+fn period_seconds(raw: &str) -> Option<i64> {
+    let (n, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match unit {
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (seconds <= 90 * 86_400).then_some(seconds)
+}
+
+/// The most frequent title words of videos published in the period (stop words removed).
+#[utoipa::path(get, path = "/api/v1/videos/trending-keywords", tag = "videos", params(TrendingQuery),
+    responses((status = 200, body = Vec<Keyword>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn trending_keywords(
+    _caller: Caller,
+    query: web::Query<TrendingQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let period = period_seconds(query.period.as_deref().unwrap_or("24h"))
+        .ok_or_else(|| DomainError::new("period", "must be like 24h or 7d, at most 90 days"));
+    let limit = query.limit.unwrap_or(10);
+    let l = (1..=100)
+        .contains(&limit)
+        .then_some(limit as u64)
+        .ok_or_else(|| DomainError::new("limit", "must be 1 to 100"));
+    all_valid([period.as_ref().err(), l.as_ref().err()])?;
+    let since_ms = Timestamp::now().millis() - period? * 1000;
+    let stop: Vec<String> = STOP_WORDS.iter().map(|w| format!("'{w}'")).collect();
+    let rows: Vec<Keyword> = state
+        .clickhouse
+        .query(&format!(
+            "SELECT keyword, count() AS videos FROM ( \
+               SELECT arrayJoin(arrayDistinct(extractAll(lowerUTF8(title), '[\\\\p{{L}}\\\\p{{N}}]+'))) AS keyword \
+               FROM videos FINAL WHERE published_at_ms >= ?) \
+             WHERE lengthUTF8(keyword) >= 3 AND NOT has([{}], keyword) \
+             GROUP BY keyword ORDER BY videos DESC, keyword LIMIT ?",
+            stop.join(",")
+        ))
+        .bind(since_ms as u64)
+        .bind(l?)
+        .fetch_all()
+        .await
+        .map_err(storage)?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatsQuery {
+    /// Start, RFC 3339 (inclusive).
+    pub from: String,
+    /// End, RFC 3339 (exclusive); at most 366 days after `from`.
+    pub to: String,
+}
+
+#[derive(Debug, Serialize, ToSchema, clickhouse::Row, Deserialize)]
+pub struct DayCount {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub videos: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelStats {
+    pub channel_id: String,
+    pub days: Vec<DayCount>,
+}
+
+/// A channel's videos per day (by publish date) over a period.
+#[utoipa::path(get, path = "/api/v1/channels/{channel_id}/stats", tag = "videos",
+    params(("channel_id" = String, Path), StatsQuery),
+    responses((status = 200, body = ChannelStats), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn channel_stats(
+    _caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<StatsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let channel = path.into_inner();
+    let f = Timestamp::parse_rfc3339("from", &query.from);
+    let t = Timestamp::parse_rfc3339("to", &query.to);
+    let c = (1..=100)
+        .contains(&channel.len())
+        .then_some(())
+        .ok_or_else(|| DomainError::new("channel_id", "must be 1 to 100 characters"));
+    all_valid([f.as_ref().err(), t.as_ref().err(), c.as_ref().err()])?;
+    let (from, to) = (f?.millis(), t?.millis());
+    if to <= from || to - from > 366 * 86_400_000 {
+        return Err(DomainError::new("to", "must be after `from`, by at most 366 days").into());
+    }
+    let days: Vec<DayCount> = state
+        .clickhouse
+        .query(
+            "SELECT toString(toDate(published_at)) AS day, count() AS videos FROM videos FINAL \
+             WHERE channel_id = ? AND published_at_ms >= ? AND published_at_ms < ? \
+             GROUP BY day ORDER BY day",
+        )
+        .bind(&channel)
+        .bind(from as u64)
+        .bind(to as u64)
+        .fetch_all()
+        .await
+        .map_err(storage)?;
+    Ok(HttpResponse::Ok().json(ChannelStats {
+        channel_id: channel,
+        days,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::period_seconds;
+
+    #[test]
+    fn periods() {
+        assert_eq!(period_seconds("24h"), Some(86_400));
+        assert_eq!(period_seconds("7d"), Some(7 * 86_400));
+        for bad in [
+            "",
+            "h",
+            "0h",
+            "-1d",
+            "91d",
+            "5m",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(period_seconds(bad), None, "{bad}");
+        }
+    }
+}
