@@ -17,6 +17,7 @@ trap stop INT TERM EXIT
 "$BIN/clickhouse-sink" & pids+=($!)
 "$BIN/mongo-sink" & pids+=($!)
 "$BIN/feed-fanout" & pids+=($!)
+if [[ -n "${YOUTUBE_API_KEYS:-}" ]]; then "$BIN/youtube-fetcher" & pids+=($!); fi
 "$BIN/api" & pids+=($!)
 echo "[run] API on http://${API_HOST:-127.0.0.1}:${API_PORT:-8000}; Ctrl-C stops the API and the consumers"
 wait -n

@@ -1,7 +1,7 @@
 //! The Mongo collections and unique indexes, created on the real MongoDB-wire server.
 
 use mongodb::bson::{doc, Document};
-use stores::mongo::{migrate, FAVOURITES, FOLLOWS, RATINGS};
+use stores::mongo::{migrate, FAVOURITES, FOLLOWS, RATINGS, YOUTUBE_KEYS, YOUTUBE_QUERIES};
 
 #[tokio::test]
 async fn collections_and_unique_indexes_are_created_idempotently() {
@@ -10,16 +10,19 @@ async fn collections_and_unique_indexes_are_created_idempotently() {
         .await
         .unwrap();
     let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    assert_eq!(migrate(&client, &db_name).await.unwrap(), 7);
+    assert_eq!(migrate(&client, &db_name).await.unwrap(), 9);
     assert_eq!(
         migrate(&client, &db_name).await.unwrap(),
-        7,
+        9,
         "a second run changes nothing"
     );
     let db = client.database(&db_name);
     let mut names = db.list_collection_names().await.unwrap();
     names.sort();
-    assert_eq!(names, [FAVOURITES, FOLLOWS, RATINGS]);
+    assert_eq!(
+        names,
+        [FAVOURITES, FOLLOWS, RATINGS, YOUTUBE_KEYS, YOUTUBE_QUERIES]
+    );
 
     // The unique compound keys hold: the second rating of the same (user, movie) is refused.
     let ratings = db.collection::<Document>(RATINGS);

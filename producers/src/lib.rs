@@ -1,7 +1,8 @@
 //! Kafka producing for the pipeline: an idempotent producer that encodes events as Avro through the
-//! schema registry, and topic administration.
+//! schema registry, topic administration, and the producers that fetch from outside (YouTube).
 
 pub mod admin;
+pub mod youtube;
 
 use std::time::Duration;
 

@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 pub const RATINGS: &str = "ratings";
 pub const FAVOURITES: &str = "favourites";
 pub const FOLLOWS: &str = "follows";
+/// The YouTube fetchers' shared state: API keys' quota (`{name, exhausted_until}`, epoch ms; the
+/// key itself is never stored) and each query's newest published time seen (`{query, last_published_at}`).
+pub const YOUTUBE_KEYS: &str = "youtube_keys";
+pub const YOUTUBE_QUERIES: &str = "youtube_queries";
 
 /// The version fields every document carries.
 pub const UPDATED_AT: &str = "updated_at";
@@ -112,6 +116,13 @@ pub fn indexes() -> Vec<(&'static str, Document, bool, &'static str)> {
             false,
             "follows_followee_follower",
         ),
+        (YOUTUBE_KEYS, doc! {"name": 1}, true, "youtube_keys_name"),
+        (
+            YOUTUBE_QUERIES,
+            doc! {"query": 1},
+            true,
+            "youtube_queries_query",
+        ),
     ]
 }
 
@@ -128,7 +139,7 @@ pub async fn connect(url: &str, database: &str) -> Result<Database, MongoError> 
 pub async fn migrate(client: &Client, database: &str) -> Result<usize, MongoError> {
     let db = client.database(database);
     let existing = db.list_collection_names().await?;
-    for name in [RATINGS, FAVOURITES, FOLLOWS] {
+    for name in [RATINGS, FAVOURITES, FOLLOWS, YOUTUBE_KEYS, YOUTUBE_QUERIES] {
         if !existing.iter().any(|c| c == name) {
             db.create_collection(name).await?;
         }

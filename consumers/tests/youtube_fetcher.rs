@@ -1,0 +1,257 @@
+//! The YouTube fetcher against a local fake of the Data API's `search.list` (paging, quota errors):
+//! two keys, the first exhausted mid-run -> the second is used, by this instance and by a second
+//! fetcher process that only sees the shared state; paging followed; re-fetched videos appear once in
+//! the ClickHouse results; no key ever in the logs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink};
+use consumers::RuntimeConfig;
+use producers::youtube::{parse_keys, Fetcher, FetcherConfig, SharedState};
+use producers::{EventProducer, ProducerConfig};
+use schemas::events::VideoFetched;
+use schemas::Event;
+use serde_json::json;
+
+const K1: &str = "SECRET-K1-5f2a";
+const K2: &str = "SECRET-K2-9c1b";
+
+#[derive(Default)]
+struct Fake {
+    /// (key, q, pageToken) of every request.
+    log: Vec<(String, String, String)>,
+    /// Requests each key may make before its quota runs out.
+    quota: HashMap<String, usize>,
+    used: HashMap<String, usize>,
+    /// q -> (videoId, publishedAt) newest first.
+    videos: HashMap<String, Vec<(String, String)>>,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+async fn search(fake: web::Data<Shared>, q: web::Query<HashMap<String, String>>) -> HttpResponse {
+    let mut f = fake.lock().unwrap();
+    let key = q.get("key").cloned().unwrap_or_default();
+    let query = q.get("q").cloned().unwrap_or_default();
+    let token = q.get("pageToken").cloned().unwrap_or_default();
+    f.log.push((key.clone(), query.clone(), token.clone()));
+    let Some(&quota) = f.quota.get(&key) else {
+        return HttpResponse::BadRequest().json(
+            json!({"error": {"code": 400, "message": "API key not valid",
+            "errors": [{"reason": "keyInvalid", "domain": "usageLimits"}]}}),
+        );
+    };
+    let used = f.used.entry(key).or_default();
+    if *used >= quota {
+        return HttpResponse::Forbidden().json(json!({"error": {"code": 403, "message": "The request cannot be completed because you have exceeded your quota.",
+            "errors": [{"reason": "quotaExceeded", "domain": "youtube.quota"}]}}));
+    }
+    *used += 1;
+    let after = q.get("publishedAfter").cloned().unwrap_or_default();
+    let matching: Vec<&(String, String)> = f
+        .videos
+        .get(&query)
+        .map(|v| v.iter().filter(|(_, at)| *at > after).collect())
+        .unwrap_or_default();
+    let start: usize = token.parse().unwrap_or(0);
+    let page: Vec<_> = matching.iter().skip(start).take(2).collect();
+    let items: Vec<_> = page
+        .iter()
+        .map(|(id, at)| json!({"kind": "youtube#searchResult", "id": {"kind": "youtube#video", "videoId": id},
+            "snippet": {"publishedAt": at, "channelId": "UCfake", "title": format!("Video {id}"),
+                "description": "about travel", "channelTitle": "Fake channel",
+                "thumbnails": {"default": {"url": format!("https://i.ytimg.com/vi/{id}/default.jpg"), "width": 120, "height": 90}}}}))
+        .collect();
+    let mut body = json!({"kind": "youtube#searchListResponse", "pageInfo": {"totalResults": matching.len(), "resultsPerPage": 2}, "items": items});
+    if start + 2 < matching.len() {
+        body["nextPageToken"] = json!((start + 2).to_string());
+    }
+    HttpResponse::Ok().json(body)
+}
+
+fn iso(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_unique() {
+    let stack = common::config::StackConfig::from_env();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (travel, food) = (format!("travel-{id}"), format!("food-{id}"));
+    let now = schemas::domain::Timestamp::now().millis();
+    let fake: Shared = Arc::new(Mutex::new(Fake::default()));
+    {
+        let mut f = fake.lock().unwrap();
+        f.quota.insert(K1.into(), 1);
+        f.quota.insert(K2.into(), 1_000);
+        f.videos.insert(
+            travel.clone(),
+            (0..5)
+                .map(|i| (format!("t{i}-{id}"), iso(now - 60_000 * (i + 1))))
+                .collect(),
+        );
+        f.videos.insert(
+            food.clone(),
+            (0..3)
+                .map(|i| (format!("f{i}-{id}"), iso(now - 60_000 * (i + 1))))
+                .collect(),
+        );
+    }
+    let data = web::Data::new(fake.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/youtube/v3/search", web::get().to(search))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let base_url = format!("http://{}/youtube/v3", server.addrs()[0]);
+    let handle = server.run();
+    tokio::spawn(handle);
+
+    // Shared state in a fresh Mongo database; results through the real ClickHouse sink.
+    let mongo_db = format!("test_yt_{id}");
+    let mongo = mongodb::Client::with_uri_str(&stack.mongo_url)
+        .await
+        .unwrap();
+    stores::mongo::migrate(&mongo, &mongo_db).await.unwrap();
+    let ch = ClickHouseConfig::from_env().with_database(&format!("test_yt_{id}"));
+    consumers::init::migrate_clickhouse(&ch).await.unwrap();
+    let mut runtime = RuntimeConfig::from_env("unused").unwrap();
+    runtime.group_id = format!("test-yt-{id}");
+    runtime.max_wait = Duration::from_millis(50);
+    let specs = consumers::init::topic_specs().unwrap();
+    producers::admin::ensure_topics(&stack.kafka_brokers, &specs)
+        .await
+        .unwrap();
+    consumers::groups::commit_at_end(&stack.kafka_brokers, &runtime.group_id, VideoFetched::TOPIC)
+        .unwrap();
+    let codec = schemas::Codec::new(&stack.schema_registry_url).unwrap();
+    codec.register_all().await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sink = tokio::spawn(consumers::run(
+        runtime,
+        codec.clone(),
+        ClickHouseSink::<VideoFetched>::new(ch.client()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    // Instance A: the first key runs out after one call; the second finishes the walk.
+    let config = FetcherConfig {
+        base_url: base_url.clone(),
+        keys: parse_keys(&format!("first:{K1},second:{K2}")),
+        queries: vec![travel.clone()],
+        interval: Duration::from_secs(60),
+        max_pages: 10,
+        overlap: Duration::from_secs(90),
+        initial_lookback: Duration::from_secs(86_400),
+        retries: 2,
+    };
+    let producer = EventProducer::new(
+        &ProducerConfig::from_env(&stack.kafka_brokers).unwrap(),
+        codec.clone(),
+    )
+    .unwrap();
+    let fetcher = Fetcher::new(
+        config,
+        SharedState::new(mongo.database(&mongo_db)),
+        producer,
+    )
+    .unwrap();
+    let report = fetcher.fetch_query(&travel).await.unwrap();
+    assert_eq!((report.pages, report.videos), (3, 5));
+    let log = fake.lock().unwrap().log.clone();
+    let calls: Vec<(&str, &str)> = log
+        .iter()
+        .map(|(k, _, t)| (k.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        calls,
+        [(K1, ""), (K1, "2"), (K2, "2"), (K2, "4")],
+        "paging followed, key rotated on quota"
+    );
+
+    // Instance B, another process, sees the exhausted key in the shared state and never uses it.
+    let out = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/release/youtube-fetcher"
+    ))
+    .arg("--once")
+    .env("YOUTUBE_BASE_URL", &base_url)
+    .env("YOUTUBE_API_KEYS", format!("first:{K1},second:{K2}"))
+    .env("YOUTUBE_QUERIES", &food)
+    .env("MONGO_DATABASE", &mongo_db)
+    .env("RUST_LOG", "debug,rdkafka=info,librdkafka=info")
+    .output()
+    .expect("the youtube-fetcher binary (make build)");
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{logs}");
+    let food_calls: Vec<String> = fake
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .filter(|(_, q, _)| *q == food)
+        .map(|(k, _, _)| k.clone())
+        .collect();
+    assert_eq!(food_calls, [K2, K2], "only the second key, two pages");
+    assert!(
+        !logs.contains(K1) && !logs.contains(K2),
+        "a key leaked into the logs"
+    );
+
+    // A later run of A: the 90 s overlap re-fetches the two newest travel videos (the newest, and
+    // the one 60 s older).
+    let again = fetcher.fetch_query(&travel).await.unwrap();
+    assert_eq!(
+        again.videos, 2,
+        "only what is newer than the cursor minus the overlap"
+    );
+
+    // Results: 8 distinct videos, each once, though 10 VideoFetched were produced.
+    let client = ch.client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let raw: u64 = client
+            .query("SELECT count() FROM videos WHERE endsWith(video_id, ?)")
+            .bind(format!("-{id}"))
+            .fetch_one()
+            .await
+            .unwrap();
+        if raw >= 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rows did not arrive: {raw}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (rows, distinct): (u64, u64) = client
+        .query("SELECT count(), uniqExact(video_id) FROM videos FINAL WHERE endsWith(video_id, ?)")
+        .bind(format!("-{id}"))
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!((rows, distinct), (8, 8));
+    let _ = stop.send(());
+    sink.await.unwrap().unwrap();
+    let _ = ch
+        .clone()
+        .with_database("default")
+        .client()
+        .query(&format!("DROP DATABASE test_yt_{id}"))
+        .execute()
+        .await;
+    mongo.database(&mongo_db).drop().await.unwrap();
+}

@@ -1,0 +1,375 @@
+//! The YouTube fetcher: for each query, `search.list` (type=video, order=date, publishedAfter = the
+//! newest video seen for the query minus an overlap, 50 per page, following nextPageToken up to a
+//! page limit), one VideoFetched event per video.
+//!
+//! Several API keys: on a quota error (403 `quotaExceeded` / `dailyLimitExceeded`) the key is marked
+//! exhausted until the next reset (midnight Pacific) in MongoDB, where every fetcher instance sees it,
+//! and the call is retried with the next key. When all are exhausted the fetcher says so and waits.
+//! Other failures (5xx, 429, network) back off with jitter. Keys never reach logs: they are named
+//! (`YOUTUBE_API_KEYS=name:key,...`), errors are stripped of URLs, and only names are stored.
+
+mod quota;
+mod state;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use schemas::domain::{EventId, Timestamp};
+use schemas::events::VideoFetched;
+use serde::Deserialize;
+
+pub use quota::next_reset_ms;
+pub use state::SharedState;
+
+use crate::{EventProducer, ProduceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Every key is out of quota until `until_ms`.
+    #[error("all API keys are out of quota until {until_ms} (epoch ms)")]
+    AllKeysExhausted { until_ms: i64 },
+    #[error("YouTube API answered {status}: {message}")]
+    Api { status: u16, message: String },
+    #[error("YouTube API unreachable after retries: {0}")]
+    Unreachable(String),
+    #[error("shared state (MongoDB): {0}")]
+    State(#[from] mongodb::error::Error),
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// A named API key; the name is what logs and the shared state see.
+#[derive(Clone)]
+pub struct ApiKey {
+    pub name: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKey({})", self.name)
+    }
+}
+
+/// `name:key,name:key` (a bare `key` is named by its position: `key1`, `key2`, ...).
+pub fn parse_keys(raw: &str) -> Vec<ApiKey> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .enumerate()
+        .map(|(i, k)| match k.split_once(':') {
+            Some((name, secret)) => ApiKey {
+                name: name.to_string(),
+                secret: secret.to_string(),
+            },
+            None => ApiKey {
+                name: format!("key{}", i + 1),
+                secret: k.to_string(),
+            },
+        })
+        .collect()
+}
+
+/// See the README's table (`YOUTUBE_*`).
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    pub base_url: String,
+    pub keys: Vec<ApiKey>,
+    pub queries: Vec<String>,
+    pub interval: Duration,
+    pub max_pages: u32,
+    pub overlap: Duration,
+    /// How far back the first fetch of a query looks.
+    pub initial_lookback: Duration,
+    pub retries: u32,
+}
+
+impl FetcherConfig {
+    pub fn from_env() -> Result<Self, common::config::ConfigError> {
+        use common::config::{env_or, env_parse};
+        Ok(Self {
+            base_url: env_or("YOUTUBE_BASE_URL", "https://www.googleapis.com/youtube/v3"),
+            keys: parse_keys(&std::env::var("YOUTUBE_API_KEYS").unwrap_or_default()),
+            queries: env_or("YOUTUBE_QUERIES", "movie trailer")
+                .split(',')
+                .map(|q| q.trim().to_string())
+                .filter(|q| !q.is_empty())
+                .collect(),
+            interval: Duration::from_secs(env_parse("YOUTUBE_INTERVAL_SECS", 300)?),
+            max_pages: env_parse("YOUTUBE_MAX_PAGES", 5)?,
+            overlap: Duration::from_secs(env_parse("YOUTUBE_OVERLAP_SECS", 300)?),
+            initial_lookback: Duration::from_secs(env_parse("YOUTUBE_LOOKBACK_SECS", 86_400)?),
+            retries: env_parse("YOUTUBE_RETRIES", 4)?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchListResponse {
+    next_page_token: Option<String>,
+    #[serde(default)]
+    items: Vec<SearchResult>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchResult {
+    id: ResourceId,
+    snippet: Snippet,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceId {
+    video_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Snippet {
+    published_at: String,
+    channel_id: String,
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    thumbnails: BTreeMap<String, Thumbnail>,
+    #[serde(default)]
+    channel_title: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Thumbnail {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorResponse {
+    error: ErrorBody,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorItem {
+    #[serde(default)]
+    reason: String,
+}
+
+/// What one query's fetch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FetchReport {
+    pub pages: u32,
+    pub videos: usize,
+}
+
+pub struct Fetcher {
+    http: reqwest::Client,
+    config: FetcherConfig,
+    state: SharedState,
+    producer: EventProducer,
+}
+
+impl Fetcher {
+    pub fn new(
+        config: FetcherConfig,
+        state: SharedState,
+        producer: EventProducer,
+    ) -> Result<Self, FetchError> {
+        if config.keys.is_empty() {
+            return Err(FetchError::Config("YOUTUBE_API_KEYS is empty".into()));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .map_err(|e| FetchError::Config(e.without_url().to_string()))?;
+        Ok(Self {
+            http,
+            config,
+            state,
+            producer,
+        })
+    }
+
+    pub fn config(&self) -> &FetcherConfig {
+        &self.config
+    }
+
+    /// Fetches one query from its cursor, produces its videos, then advances the cursor.
+    pub async fn fetch_query(&self, query: &str) -> Result<FetchReport, FetchError> {
+        let now = Timestamp::now().millis();
+        let after_ms = match self.state.cursor(query).await? {
+            Some(last) => last - self.config.overlap.as_millis() as i64,
+            None => now - self.config.initial_lookback.as_millis() as i64,
+        };
+        let published_after = rfc3339(after_ms);
+        let mut report = FetchReport::default();
+        let mut seen = HashSet::new();
+        let mut newest: Option<i64> = None;
+        let mut token: Option<String> = None;
+        while report.pages < self.config.max_pages {
+            let page = self
+                .search_page(query, &published_after, token.as_deref())
+                .await?;
+            report.pages += 1;
+            let fetched_at = Timestamp::now();
+            let events: Vec<VideoFetched> = page
+                .items
+                .into_iter()
+                .filter_map(|item| {
+                    let video_id = item.id.video_id?;
+                    let published_at =
+                        Timestamp::parse_rfc3339("publishedAt", &item.snippet.published_at).ok()?;
+                    seen.insert(video_id.clone()).then(|| VideoFetched {
+                        event_id: EventId::new_random(),
+                        video_id,
+                        title: item.snippet.title,
+                        description: item.snippet.description,
+                        channel_id: item.snippet.channel_id,
+                        channel_title: item.snippet.channel_title,
+                        published_at,
+                        thumbnails: item
+                            .snippet
+                            .thumbnails
+                            .into_iter()
+                            .map(|(k, t)| (k, t.url))
+                            .collect(),
+                        query: query.to_string(),
+                        fetched_at,
+                    })
+                })
+                .collect();
+            try_join_all(events.iter().map(|e| self.producer.send(e, &[]))).await?;
+            report.videos += events.len();
+            newest = events
+                .iter()
+                .map(|e| e.published_at.millis())
+                .chain(newest)
+                .max();
+            token = page.next_page_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        if let Some(newest) = newest {
+            self.state.advance_cursor(query, newest).await?;
+        }
+        tracing::info!(
+            query,
+            pages = report.pages,
+            videos = report.videos,
+            "query fetched"
+        );
+        Ok(report)
+    }
+
+    /// One `search.list` page, rotating keys on quota errors and backing off on transient ones.
+    async fn search_page(
+        &self,
+        query: &str,
+        published_after: &str,
+        token: Option<&str>,
+    ) -> Result<SearchListResponse, FetchError> {
+        let mut attempt = 0;
+        loop {
+            let now = Timestamp::now().millis();
+            let exhausted = self.state.exhausted_keys(now).await?;
+            let Some(key) = self
+                .config
+                .keys
+                .iter()
+                .find(|k| !exhausted.iter().any(|(name, _)| name == &k.name))
+            else {
+                let until_ms = exhausted
+                    .iter()
+                    .map(|(_, until)| *until)
+                    .min()
+                    .unwrap_or(now);
+                return Err(FetchError::AllKeysExhausted { until_ms });
+            };
+            let mut params = vec![
+                ("part", "snippet"),
+                ("type", "video"),
+                ("order", "date"),
+                ("maxResults", "50"),
+                ("q", query),
+                ("publishedAfter", published_after),
+                ("key", key.secret.as_str()),
+            ];
+            if let Some(t) = token {
+                params.push(("pageToken", t));
+            }
+            let sent = self
+                .http
+                .get(format!("{}/search", self.config.base_url))
+                .query(&params)
+                .send()
+                .await;
+            let transient = match sent {
+                Ok(resp) if resp.status().is_success() => {
+                    return resp
+                        .json::<SearchListResponse>()
+                        .await
+                        .map_err(|e| FetchError::Api {
+                            status: 200,
+                            message: e.without_url().to_string(),
+                        });
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let body: Option<ErrorResponse> = resp.json().await.ok();
+                    let reasons: Vec<&str> = body
+                        .as_ref()
+                        .map(|b| b.error.errors.iter().map(|e| e.reason.as_str()).collect())
+                        .unwrap_or_default();
+                    if status == 403
+                        && reasons
+                            .iter()
+                            .any(|r| *r == "quotaExceeded" || *r == "dailyLimitExceeded")
+                    {
+                        let until = next_reset_ms(now);
+                        self.state.mark_exhausted(&key.name, until).await?;
+                        tracing::warn!(key = %key.name, until_ms = until, "API key out of quota; trying the next");
+                        continue;
+                    }
+                    if status == 429 || status >= 500 {
+                        format!("HTTP {status}")
+                    } else {
+                        return Err(FetchError::Api {
+                            status,
+                            message: body.map(|b| b.error.message).unwrap_or_default(),
+                        });
+                    }
+                }
+                Err(e) => e.without_url().to_string(),
+            };
+            attempt += 1;
+            if attempt > self.config.retries {
+                return Err(FetchError::Unreachable(transient));
+            }
+            let base = 200u64 << attempt.min(6);
+            let wait = Duration::from_millis(base / 2 + fastrand::u64(0..=base / 2));
+            tracing::warn!(error = %transient, attempt, wait_ms = wait.as_millis() as u64, "YouTube API failed; backing off");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
