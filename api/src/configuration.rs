@@ -29,6 +29,9 @@ pub struct Settings {
     pub stack: StackConfig,
     pub producer: ProducerConfig,
     pub feeds: stores::feeds::FeedConfig,
+    /// `IMAGE_MAX_UPLOAD_BYTES` (default 20 MiB).
+    pub image_max_upload_bytes: usize,
+    pub image_limits: stores::images::ImageLimits,
 }
 
 impl Settings {
@@ -53,6 +56,8 @@ impl Settings {
             auth: AuthConfig::from_env()?,
             producer: ProducerConfig::from_env(&stack.kafka_brokers)?,
             feeds: stores::feeds::FeedConfig::from_env()?,
+            image_max_upload_bytes: env_parse("IMAGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)?,
+            image_limits: stores::images::ImageLimits::from_env()?,
             stack,
         })
     }

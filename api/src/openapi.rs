@@ -29,6 +29,9 @@ use crate::routes;
         routes::posts::create,
         routes::feed::feed,
         routes::feed::fanout,
+        routes::images::resize,
+        routes::images::status,
+        routes::images::result,
         routes::videos::fetch,
         routes::videos::list,
         routes::videos::search,
@@ -51,6 +54,7 @@ use crate::routes;
         (name = "follows", description = "Writes, and reads from MongoDB"), (name = "posts", description = "Posts, home feeds (Redis) and fan-out progress"),
         (name = "events", description = "Generic frontend events and batches"),
         (name = "analytics", description = "Reads from ClickHouse"),
+        (name = "images", description = "Resize jobs: upload, status, result"),
         (name = "videos", description = "YouTube videos found by the fetcher (ClickHouse)"),
         (name = "health"),
     )

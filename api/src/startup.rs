@@ -29,6 +29,8 @@ pub enum BuildError {
     Codec(#[from] schemas::CodecError),
     #[error(transparent)]
     Mongo(#[from] stores::mongo::MongoError),
+    #[error(transparent)]
+    Config(#[from] common::config::ConfigError),
     #[error("redis: {0}")]
     Feeds(#[from] stores::feeds::FeedError),
     #[error("kafka producer: {0}")]
@@ -61,11 +63,20 @@ impl Application {
             stores::mongo::connect(&settings.stack.mongo_url, &settings.stack.mongo_database)
                 .await?;
         let feeds = stores::feeds::Feeds::connect(settings.feeds.clone()).await?;
+        let images = crate::routes::images::Images {
+            jobs: stores::images::ImageJobs::new(
+                mongo.clone(),
+                stores::images::BlobStore::from_env(&mongo)?,
+            ),
+            max_upload_bytes: settings.image_max_upload_bytes,
+            limits: settings.image_limits,
+        };
         let state = web::Data::new(AppState {
             producer: producer.clone(),
             clickhouse,
             mongo,
             feeds,
+            images,
             auth: settings.auth.clone(),
             limits: settings.limits,
         });

@@ -21,6 +21,7 @@ pub struct AppState {
     pub mongo: mongodb::Database,
     /// The home feeds (`REDIS_URL`, `FEED_KEY_PREFIX`, `FEED_MAX_ITEMS`, `CELEBRITY_FOLLOWERS`).
     pub feeds: stores::feeds::Feeds,
+    pub images: crate::routes::images::Images,
     pub auth: AuthConfig,
     pub limits: Limits,
 }

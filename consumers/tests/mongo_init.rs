@@ -10,10 +10,10 @@ async fn collections_and_unique_indexes_are_created_idempotently() {
         .await
         .unwrap();
     let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    assert_eq!(migrate(&client, &db_name).await.unwrap(), 9);
+    assert_eq!(migrate(&client, &db_name).await.unwrap(), 10);
     assert_eq!(
         migrate(&client, &db_name).await.unwrap(),
-        9,
+        10,
         "a second run changes nothing"
     );
     let db = client.database(&db_name);
@@ -21,7 +21,14 @@ async fn collections_and_unique_indexes_are_created_idempotently() {
     names.sort();
     assert_eq!(
         names,
-        [FAVOURITES, FOLLOWS, RATINGS, YOUTUBE_KEYS, YOUTUBE_QUERIES]
+        [
+            FAVOURITES,
+            FOLLOWS,
+            RATINGS,
+            "resize_jobs",
+            YOUTUBE_KEYS,
+            YOUTUBE_QUERIES
+        ]
     );
 
     // The unique compound keys hold: the second rating of the same (user, movie) is refused.

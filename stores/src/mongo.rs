@@ -139,7 +139,14 @@ pub async fn connect(url: &str, database: &str) -> Result<Database, MongoError> 
 pub async fn migrate(client: &Client, database: &str) -> Result<usize, MongoError> {
     let db = client.database(database);
     let existing = db.list_collection_names().await?;
-    for name in [RATINGS, FAVOURITES, FOLLOWS, YOUTUBE_KEYS, YOUTUBE_QUERIES] {
+    for name in [
+        RATINGS,
+        FAVOURITES,
+        FOLLOWS,
+        YOUTUBE_KEYS,
+        YOUTUBE_QUERIES,
+        crate::images::RESIZE_JOBS,
+    ] {
         if !existing.iter().any(|c| c == name) {
             db.create_collection(name).await?;
         }

@@ -9,6 +9,7 @@ pub mod favorites;
 pub mod feed;
 pub mod follows;
 pub mod health;
+pub mod images;
 pub mod likes;
 pub mod lists;
 pub mod movies;
@@ -78,6 +79,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/posts", web::post().to(posts::create))
             .route("/posts/{post_id}/fanout", web::get().to(feed::fanout))
             .route("/feed", web::get().to(feed::feed))
+            .route("/images/resize", web::post().to(images::resize))
+            .route("/images/result/{task_id}", web::get().to(images::result))
+            .route("/status/{task_id}", web::get().to(images::status))
             .route("/videos", web::get().to(videos::list))
             .route("/videos/fetch", web::post().to(videos::fetch))
             .route("/videos/search", web::get().to(videos::search))

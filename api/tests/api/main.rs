@@ -8,6 +8,7 @@ mod documents;
 mod endpoints;
 mod feed;
 mod helpers;
+mod images;
 mod playback;
 mod resilience;
 mod vertical_slice;

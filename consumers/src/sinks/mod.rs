@@ -2,4 +2,5 @@
 
 pub mod clickhouse;
 pub mod feed;
+pub mod images;
 pub mod mongo;

@@ -1,0 +1,26 @@
+//! The image-resize worker (consumer group `<CONSUMER_GROUP>`, default `image-resize`): run as many
+//! as the resize topic's partitions. Limits: `IMAGE_MAX_SOURCE_PIXELS`, `IMAGE_MAX_OUTPUT_SIDE`,
+//! `IMAGE_MAX_OUTPUT_PIXELS`; results kept `IMAGE_RESULT_TTL_SECS`.
+
+use std::time::Duration;
+
+use consumers::sinks::images::{ImageLimits, ResizeWorker};
+use consumers::RuntimeConfig;
+use stores::images::{BlobStore, ImageJobs};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    common::telemetry::init("image-resize");
+    let stack = common::config::StackConfig::from_env();
+    let codec = schemas::Codec::new(&stack.schema_registry_url)?;
+    let mut config = RuntimeConfig::from_env("image-resize")?;
+    // One job is seconds of CPU: small batches keep a rebalance or a crash from redoing many.
+    config.max_rows = common::config::env_parse("BATCH_MAX_ROWS", 4)?;
+    let ttl = Duration::from_secs(common::config::env_parse("IMAGE_RESULT_TTL_SECS", 86_400)?);
+    let db = stores::mongo::connect(&stack.mongo_url, &stack.mongo_database).await?;
+    let jobs = ImageJobs::new(db.clone(), BlobStore::from_env(&db)?);
+    let worker = ResizeWorker::new(jobs, ImageLimits::from_env()?, ttl);
+    let stats = consumers::run(config, codec, worker, common::shutdown::signal()).await?;
+    tracing::info!(?stats, "image-resize stopped");
+    Ok(())
+}

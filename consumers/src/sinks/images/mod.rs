@@ -1,0 +1,111 @@
+//! The image-resize worker: consumes ResizeRequested, loads the original from GridFS, resizes it
+//! (see `resize`), stores the result and moves the job to SUCCESS or FAILURE (with the reason).
+//! Idempotent on the task id: a redelivered job that already finished is skipped; one that was
+//! STARTED when its worker died is done again (the result is the same). Bad images are the job's
+//! FAILURE, not the consumer's: the record is committed, never dead-lettered or retried.
+
+pub mod resize;
+
+use std::time::Duration;
+
+use schemas::events::ResizeRequested;
+use stores::images::{ImageJobs, JobStatus};
+
+use crate::{Record, Sink, SinkError};
+pub use resize::{ImageLimits, ResizeError};
+
+pub struct ResizeWorker {
+    jobs: ImageJobs,
+    limits: ImageLimits,
+    result_ttl: Duration,
+}
+
+fn retriable(e: impl std::fmt::Display) -> SinkError {
+    SinkError::Retriable(e.to_string())
+}
+
+impl ResizeWorker {
+    pub fn new(jobs: ImageJobs, limits: ImageLimits, result_ttl: Duration) -> Self {
+        Self {
+            jobs,
+            limits,
+            result_ttl,
+        }
+    }
+
+    async fn process(&self, job: &ResizeRequested) -> Result<(), SinkError> {
+        let task = job.task_id.to_string();
+        let Some(doc) = self.jobs.get(&task).await.map_err(retriable)? else {
+            tracing::warn!(task, "no job document (expired or never stored); skipped");
+            return Ok(());
+        };
+        if matches!(doc.status, JobStatus::Success | JobStatus::Failure) {
+            tracing::info!(task, status = ?doc.status, "job already finished; redelivery skipped");
+            return Ok(());
+        }
+        self.jobs
+            .mark(&task, JobStatus::Started, None)
+            .await
+            .map_err(retriable)?;
+        let Some(source) = self.jobs.get_blob(&job.blob_id).await.map_err(retriable)? else {
+            return self
+                .jobs
+                .mark(
+                    &task,
+                    JobStatus::Failure,
+                    Some("the uploaded image is gone"),
+                )
+                .await
+                .map_err(retriable);
+        };
+        let (w, h, fit, format, limits) = (
+            job.width.max(0) as u32,
+            job.height.max(0) as u32,
+            job.fit,
+            job.format,
+            self.limits,
+        );
+        let outcome = tokio::task::spawn_blocking(move || {
+            resize::resize(&source, w, h, fit, format, &limits)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ResizeError::Decode(format!("worker task failed: {e}"))));
+        match outcome {
+            Ok((bytes, content_type)) => {
+                let blob = self
+                    .jobs
+                    .put_blob(&format!("{task}.result"), &bytes)
+                    .await
+                    .map_err(retriable)?;
+                let expires =
+                    schemas::domain::Timestamp::now().millis() + self.result_ttl.as_millis() as i64;
+                self.jobs
+                    .succeed(&task, &blob, content_type, expires)
+                    .await
+                    .map_err(retriable)
+            }
+            Err(e) => {
+                tracing::info!(task, error = %e, "resize failed");
+                self.jobs
+                    .mark(&task, JobStatus::Failure, Some(&e.to_string()))
+                    .await
+                    .map_err(retriable)
+            }
+        }
+    }
+}
+
+impl Sink for ResizeWorker {
+    type Event = ResizeRequested;
+
+    fn name(&self) -> &'static str {
+        "image-resize"
+    }
+
+    async fn write(&self, batch: &[Record<ResizeRequested>]) -> Result<(), SinkError> {
+        for r in batch {
+            self.process(&r.event).await?;
+        }
+        Ok(())
+    }
+}
