@@ -123,6 +123,12 @@ pub fn indexes() -> Vec<(&'static str, Document, bool, &'static str)> {
             true,
             "youtube_queries_query",
         ),
+        (
+            crate::images::RESIZE_JOBS,
+            doc! {"task_id": 1},
+            true,
+            "resize_jobs_task",
+        ),
     ]
 }
 
