@@ -57,6 +57,12 @@ impl From<DomainError> for ApiError {
     }
 }
 
+impl From<clickhouse::error::Error> for ApiError {
+    fn from(e: clickhouse::error::Error) -> Self {
+        ApiError::AnalyticsUnavailable(e.to_string())
+    }
+}
+
 impl From<mongodb::error::Error> for ApiError {
     fn from(e: mongodb::error::Error) -> Self {
         ApiError::StoreUnavailable(e.to_string())

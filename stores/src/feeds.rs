@@ -45,7 +45,7 @@ pub struct FeedConfig {
 impl FeedConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
-            redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_url: common::config::StackConfig::from_env().redis_url,
             prefix: env_or("FEED_KEY_PREFIX", ""),
             max_items: env_parse("FEED_MAX_ITEMS", 800)?,
             page_size: env_parse("FANOUT_PAGE_SIZE", 10_000)?,

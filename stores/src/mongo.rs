@@ -132,6 +132,17 @@ pub fn indexes() -> Vec<(&'static str, Document, bool, &'static str)> {
     ]
 }
 
+/// A numeric field, whichever BSON number type the server returned (the local MongoDB-wire server
+/// may hand an Int64 back as Int32, and aggregates as Double).
+pub fn number(doc: &Document, key: &str) -> Option<f64> {
+    match doc.get(key)? {
+        mongodb::bson::Bson::Int32(n) => Some(f64::from(*n)),
+        mongodb::bson::Bson::Int64(n) => Some(*n as f64),
+        mongodb::bson::Bson::Double(n) => Some(*n),
+        _ => None,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("mongodb: {0}")]
 pub struct MongoError(#[from] mongodb::error::Error);

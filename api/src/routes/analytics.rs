@@ -7,26 +7,13 @@ use schemas::domain::{DomainError, MovieId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::lists::iso_millis;
 use super::{all_valid, page, PageQuery};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 const MAX_RANGE_SECONDS: i64 = 366 * 24 * 3600;
-
-fn storage(e: clickhouse::error::Error) -> ApiError {
-    ApiError::AnalyticsUnavailable(e.to_string())
-}
-
-fn iso(seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
 
 fn ids(user_id: &str, movie_id: Option<&str>) -> Result<(UserId, Option<MovieId>), ApiError> {
     let user = UserId::parse(user_id);
@@ -64,8 +51,7 @@ pub async fn watch_time(
         .bind(user.to_string())
         .bind(movie.to_string())
         .fetch_one()
-        .await
-        .map_err(storage)?;
+        .await?;
     Ok(HttpResponse::Ok().json(WatchTime {
         user_id: user.to_string(),
         movie_id: movie.to_string(),
@@ -127,15 +113,14 @@ pub async fn continue_watching(
         .bind((page - 1) * size)
         .bind(size)
         .fetch_all()
-        .await
-        .map_err(storage)?;
+        .await?;
     let items = rows
         .into_iter()
         .map(|r| ContinueItem {
             movie_id: r.movie_id,
             position_ms: r.position_ms,
             duration_ms: r.duration_ms,
-            updated_at: iso((r.at_ms / 1000) as i64),
+            updated_at: iso_millis((r.at_ms / 1000 * 1000) as i64),
         })
         .collect();
     Ok(HttpResponse::Ok().json(ContinueWatching { items, page, size }))
@@ -208,8 +193,7 @@ pub async fn top_movies(
         .bind(to - 1)
         .bind(limit as u64)
         .fetch_all()
-        .await
-        .map_err(storage)?;
+        .await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 
@@ -258,12 +242,11 @@ pub async fn events_hourly(
         .bind(from)
         .bind(to)
         .fetch_all()
-        .await
-        .map_err(storage)?;
+        .await?;
     Ok(HttpResponse::Ok().json(
         rows.into_iter()
             .map(|r| HourlyCount {
-                hour: iso(i64::from(r.hour)),
+                hour: iso_millis(i64::from(r.hour) * 1000),
                 event_type: r.event_type,
                 events: r.events,
             })

@@ -2,15 +2,14 @@
 //! user's list, newest first.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures::TryStreamExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::doc;
 use schemas::domain::{MovieId, UserId};
 use schemas::events::{Favourite, FavouriteAction};
 use serde::{Deserialize, Serialize};
-use stores::mongo::{FavouriteDoc, ACTIVE, FAVOURITES, UPDATED_AT};
+use stores::mongo::{FavouriteDoc, ACTIVE, FAVOURITES};
 use utoipa::ToSchema;
 
-use super::lists::{iso_millis, last_applied, Paged};
+use super::lists::{iso_millis, page_of, Paged};
 use super::{
     all_valid, event_id, json_body, occurred_at, page, produce, PageQuery, TimeInput,
     WriteResponses,
@@ -126,24 +125,14 @@ pub async fn list(
     let user = UserId::parse(&path)?;
     caller.may_act_for(&user)?;
     let (page, size) = page(&query)?;
-    let collection = state.mongo.collection::<FavouriteDoc>(FAVOURITES);
-    let filter = doc! {"user_id": user.to_string(), ACTIVE: true};
-    let (total, docs, last) = futures::try_join!(
-        async { Ok::<_, ApiError>(collection.count_documents(filter.clone()).await?) },
-        async {
-            let cursor = collection
-                .find(filter.clone())
-                .sort(doc! {UPDATED_AT: -1, "movie_id": 1})
-                .skip((page - 1) * size)
-                .limit(size as i64)
-                .await?;
-            Ok::<Vec<FavouriteDoc>, ApiError>(cursor.try_collect().await?)
-        },
-        last_applied(
-            state.mongo.collection::<Document>(FAVOURITES),
-            doc! {"user_id": user.to_string()}
-        ),
-    )?;
+    let (total, docs, last) = page_of::<FavouriteDoc>(
+        &state.mongo,
+        FAVOURITES,
+        doc! {"user_id": user.to_string(), ACTIVE: true},
+        doc! {"user_id": user.to_string()},
+        (page, size),
+    )
+    .await?;
     let items = docs
         .into_iter()
         .map(|d| FavouriteItem {

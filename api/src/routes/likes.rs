@@ -7,10 +7,10 @@ use mongodb::bson::{doc, Document};
 use schemas::domain::{DomainError, MovieId, Score, UserId};
 use schemas::events::Rating;
 use serde::{Deserialize, Serialize};
-use stores::mongo::{RatingDoc, RATINGS, UPDATED_AT};
+use stores::mongo::{RatingDoc, RATINGS};
 use utoipa::{IntoParams, ToSchema};
 
-use super::lists::{iso_millis, last_applied, number, Paged};
+use super::lists::{iso_millis, page_of, Paged};
 use super::{
     all_valid, event_id, json_body, occurred_at, page, produce, PageQuery, TimeInput,
     WriteResponses,
@@ -18,6 +18,7 @@ use super::{
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use stores::mongo::number;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RatingRequest {
@@ -99,21 +100,9 @@ pub async fn list(
     let user = UserId::parse(&path)?;
     caller.may_act_for(&user)?;
     let (page, size) = page(&query)?;
-    let collection = state.mongo.collection::<RatingDoc>(RATINGS);
     let filter = doc! {"user_id": user.to_string()};
-    let (total, docs, last) = futures::try_join!(
-        async { Ok::<_, ApiError>(collection.count_documents(filter.clone()).await?) },
-        async {
-            let cursor = collection
-                .find(filter.clone())
-                .sort(doc! {UPDATED_AT: -1, "movie_id": 1})
-                .skip((page - 1) * size)
-                .limit(size as i64)
-                .await?;
-            Ok::<Vec<RatingDoc>, ApiError>(cursor.try_collect().await?)
-        },
-        last_applied(state.mongo.collection::<Document>(RATINGS), filter.clone()),
-    )?;
+    let (total, docs, last) =
+        page_of::<RatingDoc>(&state.mongo, RATINGS, filter.clone(), filter, (page, size)).await?;
     let items = docs
         .into_iter()
         .map(|d| RatingItem {

@@ -93,17 +93,38 @@ pub async fn last_applied(
         .await?;
     Ok(newest
         .as_ref()
-        .and_then(|d| number(d, UPDATED_AT))
+        .and_then(|d| stores::mongo::number(d, UPDATED_AT))
         .map(|n| n as i64))
 }
 
-/// A numeric field, whichever BSON number type the server returned.
-pub fn number(doc: &mongodb::bson::Document, key: &str) -> Option<f64> {
-    use mongodb::bson::Bson;
-    match doc.get(key)? {
-        Bson::Int32(n) => Some(f64::from(*n)),
-        Bson::Int64(n) => Some(*n as f64),
-        Bson::Double(n) => Some(*n),
-        _ => None,
-    }
+/// One page of a user's documents, newest change first, with the list's total and its
+/// `last_applied_at` (the newest change among `all_of_user`, which may include removed ones); the
+/// three queries run at once.
+pub async fn page_of<T>(
+    db: &mongodb::Database,
+    collection: &str,
+    filter: mongodb::bson::Document,
+    all_of_user: mongodb::bson::Document,
+    (page, size): (u64, u64),
+) -> Result<(u64, Vec<T>, Option<i64>), ApiError>
+where
+    T: serde::de::DeserializeOwned + Send + Sync,
+{
+    use futures::TryStreamExt;
+    use stores::mongo::UPDATED_AT;
+    let typed = db.collection::<T>(collection);
+    let (total, docs, last) = futures::try_join!(
+        async { Ok::<_, ApiError>(typed.count_documents(filter.clone()).await?) },
+        async {
+            let cursor = typed
+                .find(filter.clone())
+                .sort(mongodb::bson::doc! {UPDATED_AT: -1, "movie_id": 1})
+                .skip((page - 1) * size)
+                .limit(size as i64)
+                .await?;
+            Ok::<Vec<T>, ApiError>(cursor.try_collect().await?)
+        },
+        last_applied(db.collection(collection), all_of_user),
+    )?;
+    Ok((total, docs, last))
 }

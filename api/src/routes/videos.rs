@@ -16,10 +16,6 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-fn storage(e: clickhouse::error::Error) -> ApiError {
-    ApiError::AnalyticsUnavailable(e.to_string())
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct FetchRequest {
     /// The search query, 1 to 200 characters.
@@ -172,8 +168,7 @@ pub async fn list(
         .bind((page - 1) * limit)
         .bind(limit)
         .fetch_all()
-        .await
-        .map_err(storage)?;
+        .await?;
     let items = rows.into_iter().map(Video::from).collect();
     Ok(HttpResponse::Ok().json(VideoPage { items, page, limit }))
 }
@@ -220,8 +215,7 @@ pub async fn search(
         .bind((page - 1) * limit)
         .bind(limit)
         .fetch_all()
-        .await
-        .map_err(storage)?;
+        .await?;
     let items = rows.into_iter().map(Video::from).collect();
     Ok(HttpResponse::Ok().json(VideoPage { items, page, limit }))
 }
@@ -296,8 +290,7 @@ pub async fn trending_keywords(
         .bind(since_ms as u64)
         .bind(l?)
         .fetch_all()
-        .await
-        .map_err(storage)?;
+        .await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 
@@ -358,8 +351,7 @@ pub async fn channel_stats(
         .bind(from as u64)
         .bind(to as u64)
         .fetch_all()
-        .await
-        .map_err(storage)?;
+        .await?;
     Ok(HttpResponse::Ok().json(ChannelStats {
         channel_id: channel,
         days,

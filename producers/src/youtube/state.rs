@@ -13,13 +13,9 @@ pub struct SharedState {
     db: Database,
 }
 
-fn number(d: &Document, key: &str) -> Option<i64> {
-    match d.get(key)? {
-        mongodb::bson::Bson::Int32(n) => Some(i64::from(*n)),
-        mongodb::bson::Bson::Int64(n) => Some(*n),
-        mongodb::bson::Bson::Double(n) => Some(*n as i64),
-        _ => None,
-    }
+/// An epoch-ms field.
+fn millis(d: &Document, key: &str) -> Option<i64> {
+    stores::mongo::number(d, key).map(|n| n as i64)
 }
 
 impl SharedState {
@@ -44,7 +40,7 @@ impl SharedState {
             .filter_map(|d| {
                 Some((
                     d.get_str("name").ok()?.to_string(),
-                    number(d, "exhausted_until")?,
+                    millis(d, "exhausted_until")?,
                 ))
             })
             .collect())
@@ -73,7 +69,7 @@ impl SharedState {
             .collection::<Document>(YOUTUBE_QUERIES)
             .find_one(doc! {"query": query})
             .await?
-            .and_then(|d| number(&d, "last_published_at")))
+            .and_then(|d| millis(&d, "last_published_at")))
     }
 
     /// Moves the query's cursor forward (never back).

@@ -130,7 +130,12 @@ impl<E: MongoDoc> MongoSink<E> {
             if let Ok(errors) = reply.get_array("writeErrors") {
                 let other: Vec<&Bson> = errors
                     .iter()
-                    .filter(|e| code(e) != Some(DUPLICATE_KEY))
+                    .filter(|e| {
+                        e.as_document()
+                            .and_then(|d| stores::mongo::number(d, "code"))
+                            .map(|c| c as i64)
+                            != Some(DUPLICATE_KEY)
+                    })
                     .collect();
                 if !other.is_empty() {
                     return Err(SinkError::Retriable(format!(
@@ -155,15 +160,5 @@ impl<E: MongoDoc> Sink for MongoSink<E> {
 
     async fn write(&self, batch: &[Record<E>]) -> Result<(), SinkError> {
         Self::apply(&self.db, Self::statements(batch.iter().map(|r| &r.event))).await
-    }
-}
-
-/// A write error's code, whichever numeric type the server used.
-fn code(error: &Bson) -> Option<i64> {
-    match error.as_document()?.get("code")? {
-        Bson::Int32(c) => Some(i64::from(*c)),
-        Bson::Int64(c) => Some(*c),
-        Bson::Double(c) => Some(*c as i64),
-        _ => None,
     }
 }
