@@ -102,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
         };
         let codec = codec.clone();
         if role == "planner" {
-            let sink = Planner::new(feeds.clone(), producer.clone());
+            let sink = Planner::new(feeds.clone(), producer.clone(), Default::default());
             tasks.spawn(async move {
                 consumers::run(runtime, codec, sink, shutdown)
                     .await

@@ -65,6 +65,7 @@ impl Fixture {
             max_bytes: 1 << 20,
             max_wait: Duration::from_millis(100),
             session_timeout_ms: 6000,
+            stats_interval: Duration::from_millis(500),
         }
     }
 
@@ -167,6 +168,27 @@ impl Fixture {
     }
 }
 
+/// The runtime's Prometheus lag for `topic` (from librdkafka's statistics) reaches zero on every
+/// partition once everything is written and committed.
+async fn wait_for_zero_lag(topic: &str) {
+    let tag = format!("topic=\"{topic}\"");
+    let mut last = String::new();
+    for _ in 0..60 {
+        let text = common::metrics::render();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("consumer_lag{") && l.contains(&tag))
+            .collect();
+        if !lines.is_empty() && lines.iter().all(|l| l.ends_with(" 0")) {
+            assert!(text.contains("consumer_records_dead_lettered_total{sink=\"playback_events\"}"));
+            return;
+        }
+        last = lines.join("\n");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("lag never reached zero for {topic}: {last:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_land_poison_goes_to_the_dead_letter_topic_and_offsets_are_committed() {
     let f = fixture().await;
@@ -203,6 +225,7 @@ async fn rows_land_poison_goes_to_the_dead_letter_topic_and_offsets_are_committe
         assert!(!header(msg, "dlq.error").unwrap().is_empty());
     }
     assert!(dead.iter().any(|m| m.payload() == Some(&[9, 9, 9][..])));
+    wait_for_zero_lag(&f.topic).await;
 
     // Every column made it, typed.
     let e = &events[7];
@@ -325,6 +348,7 @@ async fn sigkill_ten_times_mid_stream_loses_and_duplicates_nothing() {
     let spawn = || -> Child {
         Command::new(env!("CARGO_BIN_EXE_clickhouse-sink"))
             .env("CLICKHOUSE_SINKS", "movie_viewings")
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .env("CONSUMER_TOPIC", &f.topic)
             .env("CONSUMER_GROUP", &f.group)
             .env("DEAD_LETTER_TOPIC", &f.dlq)

@@ -82,9 +82,15 @@ async fn wait_done(feeds: &Feeds, post: &str, secs: u64) -> stores::feeds::Progr
     }
 }
 
-fn process(role: &str, group: &str, prefix: &str, page_size: usize) -> Child {
+/// A feed-fanout process; `metrics` is the port of its metrics endpoint (none when `None`).
+fn process(role: &str, group: &str, prefix: &str, page_size: usize, metrics: Option<u16>) -> Child {
     Command::new(env!("CARGO_BIN_EXE_feed-fanout"))
         .arg(role)
+        .env(
+            "METRICS_ADDR",
+            metrics.map_or("off".to_string(), |p| format!("127.0.0.1:{p}")),
+        )
+        .env("FANOUT_PROGRESS_INTERVAL_MS", "200")
         .env("CONSUMER_GROUP", group)
         .env("FEED_KEY_PREFIX", prefix)
         .env("FANOUT_PAGE_SIZE", page_size.to_string())
@@ -95,6 +101,28 @@ fn process(role: &str, group: &str, prefix: &str, page_size: usize) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /metrics` of a child process (empty while it is not listening yet).
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let request = "GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
+    let mut text = String::new();
+    if stream.write_all(request.as_bytes()).await.is_ok() {
+        let _ = stream.read_to_string(&mut text).await;
+    }
+    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,9 +157,10 @@ async fn a_post_reaches_25000_followers_exactly_once_with_a_worker_killed() {
         consumers::groups::commit_at_end(&stack.kafka_brokers, &format!("{group}.{role}"), topic)
             .unwrap();
     }
-    let planner = process("planner", &group, &prefix, page_size);
+    let metrics_port = free_port();
+    let planner = process("planner", &group, &prefix, page_size, Some(metrics_port));
     let mut workers: Vec<Child> = (0..3)
-        .map(|_| process("worker", &group, &prefix, page_size))
+        .map(|_| process("worker", &group, &prefix, page_size, None))
         .collect();
 
     let p = post(author, Timestamp::now().millis());
@@ -154,12 +183,35 @@ async fn a_post_reaches_25000_followers_exactly_once_with_a_worker_killed() {
     }
     workers[0].kill().unwrap();
     workers[0].wait().unwrap();
-    workers[0] = process("worker", &group, &prefix, page_size);
+    workers[0] = process("worker", &group, &prefix, page_size, None);
 
     let progress = wait_done(&feeds, &post_id, 120).await;
     assert_eq!(progress.pages_emitted, 25);
     assert_eq!(progress.pages_done, 25);
     assert!(!progress.celebrity);
+
+    // The planner publishes the post's progress on its metrics endpoint.
+    let series =
+        |state: &str| format!("fanout_post_pages{{post_id=\"{post_id}\",state=\"{state}\"}} 25");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = scrape(metrics_port).await;
+        if ["emitted", "done", "total"]
+            .iter()
+            .all(|s| text.contains(&series(s)))
+        {
+            assert!(
+                text.contains("fanout_posts_total{path=\"fanout\"} 1"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "progress never reached 25/25:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Every follower's feed holds the post, once, and nothing else.
     let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
@@ -242,7 +294,7 @@ async fn celebrities_merge_at_read_time_pages_stay_stable_and_unfollow_stops_new
                 PostCreated::TOPIC,
             )
             .unwrap();
-            let sink = Planner::new(feeds.clone(), producer());
+            let sink = Planner::new(feeds.clone(), producer(), Default::default());
             tasks.spawn(async move {
                 consumers::run(runtime, codec, sink, shutdown)
                     .await

@@ -179,6 +179,15 @@ async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_uni
         [(K1, ""), (K1, "2"), (K2, "2"), (K2, "4")],
         "paging followed, key rotated on quota"
     );
+    let metrics = common::metrics::render();
+    for line in [
+        "youtube_requests_total{key=\"first\",outcome=\"quota\"} 1",
+        "youtube_requests_total{key=\"second\",outcome=\"ok\"} 2",
+        "youtube_keys_exhausted 1",
+        "youtube_all_keys_exhausted 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
 
     // Instance B, another process, sees the exhausted key in the shared state and never uses it.
     let out = std::process::Command::new(concat!(
@@ -186,6 +195,7 @@ async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_uni
         "/../target/release/youtube-fetcher"
     ))
     .arg("--once")
+    .env("METRICS_ADDR", "off")
     .env("YOUTUBE_BASE_URL", &base_url)
     .env("YOUTUBE_API_KEYS", format!("first:{K1},second:{K2}"))
     .env("YOUTUBE_QUERIES", &food)
@@ -220,6 +230,26 @@ async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_uni
         again.videos, 2,
         "only what is newer than the cursor minus the overlap"
     );
+
+    // An instance whose only key is the exhausted one: it says all keys are out, in the metric too.
+    let mut only_first = fetcher.config().clone();
+    only_first.keys = parse_keys(&format!("first:{K1}"));
+    let lone = Fetcher::new(
+        only_first,
+        SharedState::new(mongo.database(&mongo_db)),
+        EventProducer::new(
+            &ProducerConfig::from_env(&stack.kafka_brokers).unwrap(),
+            codec.clone(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let err = lone.fetch_query(&travel).await.unwrap_err();
+    assert!(
+        matches!(err, producers::youtube::FetchError::AllKeysExhausted { .. }),
+        "{err}"
+    );
+    assert!(common::metrics::render().contains("youtube_all_keys_exhausted 1"));
 
     // Results: 8 distinct videos, each once, though 10 VideoFetched were produced.
     let client = ch.client();

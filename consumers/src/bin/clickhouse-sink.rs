@@ -22,6 +22,7 @@ const ALL: [&str; 6] = [
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init("clickhouse-sink");
+    common::metrics::serve_from_env("127.0.0.1:9101").await?;
     let stack = common::config::StackConfig::from_env();
     let codec = schemas::Codec::new(&stack.schema_registry_url)?;
     let base = RuntimeConfig::from_env("clickhouse-sink")?;

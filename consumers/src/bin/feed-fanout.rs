@@ -7,7 +7,7 @@
 //! * `rebuild-followers` rewrites the Redis follow graph from MongoDB (after Redis was lost) and exits.
 
 use anyhow::{bail, Context};
-use consumers::sinks::feed::{FollowMirror, Planner, Worker};
+use consumers::sinks::feed::{FollowMirror, Planner, ProgressConfig, Worker};
 use consumers::{RuntimeConfig, Sink};
 use futures::TryStreamExt;
 use producers::{EventProducer, ProducerConfig};
@@ -18,6 +18,7 @@ use tokio::sync::watch;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init("feed-fanout");
+    common::metrics::serve_from_env("127.0.0.1:9103").await?;
     let role = std::env::args().nth(1).unwrap_or_else(|| "all".into());
     let stack = common::config::StackConfig::from_env();
     let feeds = Feeds::connect(FeedConfig::from_env()?)
@@ -55,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
                     &ProducerConfig::from_env(&stack.kafka_brokers)?,
                     codec.clone(),
                 )?;
-                let sink = Planner::new(feeds.clone(), producer);
+                let sink = Planner::new(feeds.clone(), producer, ProgressConfig::from_env()?);
                 tasks.spawn(run(config, codec, sink, shutdown));
             }
             "worker" => {

@@ -11,6 +11,7 @@ use stores::images::{BlobStore, ImageJobs};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init("image-resize");
+    common::metrics::serve_from_env("127.0.0.1:9104").await?;
     let stack = common::config::StackConfig::from_env();
     let codec = schemas::Codec::new(&stack.schema_registry_url)?;
     let mut config = RuntimeConfig::from_env("image-resize")?;

@@ -17,6 +17,7 @@ const ALL: [&str; 3] = [
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init("mongo-sink");
+    common::metrics::serve_from_env("127.0.0.1:9102").await?;
     let stack = common::config::StackConfig::from_env();
     let codec = schemas::Codec::new(&stack.schema_registry_url)?;
     let base = RuntimeConfig::from_env("mongo-sink")?;

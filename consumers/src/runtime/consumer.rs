@@ -6,22 +6,36 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{ConsumerContext, Rebalance, StreamConsumer};
 
+use super::metrics::SinkMetrics;
 use super::{RuntimeConfig, RuntimeError};
 
 /// Partitions revoked since the runtime last looked. librdkafka calls the context on its own thread
-/// inside `recv`; the runtime drains this before it adds to or flushes a batch.
-#[derive(Clone, Default)]
+/// inside `recv`; the runtime drains this before it adds to or flushes a batch. The context also
+/// receives librdkafka's statistics, which carry the lag per partition.
+#[derive(Clone)]
 pub(crate) struct RebalanceLog {
     revoked: Arc<Mutex<Vec<i32>>>,
+    metrics: SinkMetrics,
 }
 
 impl RebalanceLog {
+    pub(crate) fn new(metrics: SinkMetrics) -> Self {
+        Self {
+            revoked: Arc::default(),
+            metrics,
+        }
+    }
+
     pub(crate) fn take_revoked(&self) -> Vec<i32> {
         std::mem::take(&mut *self.revoked.lock().expect("rebalance lock"))
     }
 }
 
-impl ClientContext for RebalanceLog {}
+impl ClientContext for RebalanceLog {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics.record_lag(&statistics);
+    }
+}
 
 impl ConsumerContext for RebalanceLog {
     fn pre_rebalance(
@@ -68,6 +82,10 @@ pub(crate) fn build_consumer(
         )
         .set("fetch.wait.max.ms", "50")
         .set("enable.partition.eof", "false")
+        .set(
+            "statistics.interval.ms",
+            config.stats_interval.as_millis().to_string(),
+        )
         .create_with_context(context)
         .map_err(|e| RuntimeError::Kafka(e.to_string()))
 }

@@ -13,6 +13,7 @@
 
 mod consumer;
 pub mod dead_letter;
+mod metrics;
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use tracing::Instrument;
 
 use crate::runtime::consumer::{build_consumer, RebalanceLog};
 use crate::runtime::dead_letter::{header, DeadLetter, DeadLetters};
+use crate::runtime::metrics::SinkMetrics;
 
 /// What a sink says about a batch it could not fully write.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -84,6 +86,8 @@ pub struct RuntimeConfig {
     pub max_bytes: usize,
     pub max_wait: Duration,
     pub session_timeout_ms: u32,
+    /// How often librdkafka reports statistics (the lag metric); zero turns them off.
+    pub stats_interval: Duration,
 }
 
 impl RuntimeConfig {
@@ -100,11 +104,12 @@ impl RuntimeConfig {
             max_bytes: env_parse("BATCH_MAX_BYTES", 8 * 1024 * 1024)?,
             max_wait: Duration::from_millis(env_parse("BATCH_MAX_WAIT_MS", 200)?),
             session_timeout_ms: env_parse("KAFKA_SESSION_TIMEOUT_MS", 6000)?,
+            stats_interval: Duration::from_millis(env_parse("CONSUMER_STATS_INTERVAL_MS", 5000)?),
         })
     }
 }
 
-/// Counters of one running consumer.
+/// Counters of one running consumer (the same figures go to the Prometheus metrics).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub consumed: AtomicU64,
@@ -170,7 +175,8 @@ pub async fn run<S: Sink>(
         .topic
         .clone()
         .unwrap_or_else(|| S::Event::TOPIC.to_string());
-    let rebalances = RebalanceLog::default();
+    let metrics = SinkMetrics::new(sink.name());
+    let rebalances = RebalanceLog::new(metrics.clone());
     let consumer = build_consumer(&config, rebalances.clone())?;
     consumer
         .subscribe(&[&topic])
@@ -196,6 +202,7 @@ pub async fn run<S: Sink>(
                 Ok(msg) => {
                     forget_revoked(&rebalances, &mut pending, &mut marks);
                     stats.consumed.fetch_add(1, Ordering::Relaxed);
+                    metrics.consumed.inc();
                     let partition = msg.partition();
                     if let Entry::Vacant(slot) = marks.entry(partition) {
                         match load_mark(&sink, &consumer, &topic, partition, &mut shutdown).await {
@@ -207,6 +214,7 @@ pub async fn run<S: Sink>(
                         // Written before a crash or a rebalance: only its offset is left to commit.
                         pending.note(partition, msg.offset(), 0);
                         stats.skipped.fetch_add(1, Ordering::Relaxed);
+                        metrics.skipped.inc();
                     } else {
                         accept(&codec, &msg, &mut pending, &mut shutdown).await;
                     }
@@ -229,7 +237,7 @@ pub async fn run<S: Sink>(
                 &topic,
                 &consumer,
                 &dead_letters,
-                &stats,
+                (&stats, &metrics),
                 batch,
                 &mut shutdown,
             )
@@ -251,7 +259,7 @@ pub async fn run<S: Sink>(
                 &topic,
                 &consumer,
                 &dead_letters,
-                &stats,
+                (&stats, &metrics),
                 pending,
                 &mut never,
             ),
@@ -377,7 +385,7 @@ async fn flush<S: Sink>(
     topic: &str,
     consumer: &consumer::RuntimeConsumer,
     dead_letters: &DeadLetters,
-    stats: &Stats,
+    (stats, metrics): (&Stats, &SinkMetrics),
     mut batch: Pending<S::Event>,
     shutdown: &mut (impl Future<Output = ()> + Unpin),
 ) -> bool {
@@ -400,6 +408,7 @@ async fn flush<S: Sink>(
                     }
                     Err(SinkError::Retriable(e)) => {
                         tracing::warn!(error = %e, "write failed; retrying");
+                        metrics.retries.inc();
                         tokio::select! {
                             _ = &mut *shutdown => return false,
                             _ = backoff.wait() => {}
@@ -429,6 +438,11 @@ async fn flush<S: Sink>(
         stats.written.fetch_add(written, Ordering::Relaxed);
         stats.dead_lettered.fetch_add(dead, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
+        metrics.written.inc_by(written);
+        metrics.dead_lettered.inc_by(dead);
+        if let Some(first) = batch.started {
+            metrics.batch_seconds.observe(first.elapsed().as_secs_f64());
+        }
         tracing::debug!(
             written,
             dead,

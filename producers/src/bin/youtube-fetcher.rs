@@ -17,6 +17,7 @@ use schemas::{Codec, Event};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init("youtube-fetcher");
+    common::metrics::serve_from_env("127.0.0.1:9105").await?;
     let once = std::env::args().any(|a| a == "--once");
     let stack = common::config::StackConfig::from_env();
     let config = FetcherConfig::from_env()?;

@@ -8,6 +8,7 @@
 //! Other failures (5xx, 429, network) back off with jitter. Keys never reach logs: they are named
 //! (`YOUTUBE_API_KEYS=name:key,...`), errors are stripped of URLs, and only names are stored.
 
+mod metrics;
 mod quota;
 mod state;
 
@@ -250,6 +251,7 @@ impl Fetcher {
                 .collect();
             try_join_all(events.iter().map(|e| self.producer.send(e, &[]))).await?;
             report.videos += events.len();
+            metrics::METRICS.videos.inc_by(events.len() as u64);
             newest = events
                 .iter()
                 .map(|e| e.published_at.millis())
@@ -283,6 +285,21 @@ impl Fetcher {
         loop {
             let now = Timestamp::now().millis();
             let exhausted = self.state.exhausted_keys(now).await?;
+            let m = &metrics::METRICS;
+            let out = self
+                .config
+                .keys
+                .iter()
+                .filter(|k| exhausted.iter().any(|(name, _)| name == &k.name))
+                .count();
+            m.keys_exhausted.set(out as i64);
+            m.all_exhausted
+                .set(i64::from(out == self.config.keys.len()));
+            let outcome = |key: &ApiKey, what: &str| {
+                m.requests
+                    .with_label_values(&[key.name.as_str(), what])
+                    .inc();
+            };
             let Some(key) = self
                 .config
                 .keys
@@ -316,6 +333,7 @@ impl Fetcher {
                 .await;
             let transient = match sent {
                 Ok(resp) if resp.status().is_success() => {
+                    outcome(key, "ok");
                     return resp
                         .json::<SearchListResponse>()
                         .await
@@ -337,20 +355,26 @@ impl Fetcher {
                             .any(|r| *r == "quotaExceeded" || *r == "dailyLimitExceeded")
                     {
                         let until = next_reset_ms(now);
+                        outcome(key, "quota");
                         self.state.mark_exhausted(&key.name, until).await?;
                         tracing::warn!(key = %key.name, until_ms = until, "API key out of quota; trying the next");
                         continue;
                     }
                     if status == 429 || status >= 500 {
+                        outcome(key, "transient");
                         format!("HTTP {status}")
                     } else {
+                        outcome(key, "error");
                         return Err(FetchError::Api {
                             status,
                             message: body.map(|b| b.error.message).unwrap_or_default(),
                         });
                     }
                 }
-                Err(e) => e.without_url().to_string(),
+                Err(e) => {
+                    outcome(key, "transient");
+                    e.without_url().to_string()
+                }
             };
             attempt += 1;
             if attempt > self.config.retries {

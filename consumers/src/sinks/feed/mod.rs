@@ -10,12 +10,18 @@
 //! * [`Worker`] (any number of instances in one consumer group) writes each page's post into the
 //!   followers' home feeds. A page written twice changes nothing: a feed is a set of post ids.
 
+mod progress;
+
+use std::sync::Arc;
+
 use producers::EventProducer;
 use schemas::domain::{EventId, Timestamp};
 use schemas::events::{FanoutBatch, Follow, FollowAction, PostCreated};
 use stores::feeds::{FeedError, Feeds, FollowChange, Post};
 
 use crate::{Record, Sink, SinkError};
+pub use progress::ProgressConfig;
+use progress::Tracker;
 
 fn retriable(e: FeedError) -> SinkError {
     SinkError::Retriable(e.to_string())
@@ -60,11 +66,18 @@ impl Sink for FollowMirror {
 pub struct Planner {
     feeds: Feeds,
     producer: EventProducer,
+    tracker: Arc<Tracker>,
 }
 
 impl Planner {
-    pub fn new(feeds: Feeds, producer: EventProducer) -> Self {
-        Self { feeds, producer }
+    /// Must be called inside a Tokio runtime: it starts the task that publishes per-post progress.
+    pub fn new(feeds: Feeds, producer: EventProducer, progress: ProgressConfig) -> Self {
+        let tracker = Tracker::start(feeds.clone(), progress);
+        Self {
+            feeds,
+            producer,
+            tracker,
+        }
     }
 
     async fn plan(&self, p: &PostCreated) -> Result<(), SinkError> {
@@ -91,11 +104,12 @@ impl Planner {
             .map_err(retriable)?;
         let config = self.feeds.config();
         if followers >= config.celebrity_followers {
-            return self
-                .feeds
+            self.feeds
                 .add_celebrity_post(&post, followers)
                 .await
-                .map_err(retriable);
+                .map_err(retriable)?;
+            progress::post_planned(true);
+            return Ok(());
         }
         let (mut page, mut cursor) = (progress.pages_emitted, progress.next_cursor);
         if page > 0 {
@@ -129,6 +143,7 @@ impl Planner {
                 .await
                 .map_err(|e| SinkError::Retriable(format!("emitting a fan-out page: {e}")))?;
             page += 1;
+            self.tracker.emitted(&post.post_id, page);
             cursor = Some(last);
             self.feeds
                 .record_progress(&post.post_id, followers, page, cursor.as_deref(), !full)
@@ -142,6 +157,7 @@ impl Planner {
             .record_progress(&post.post_id, followers, page, cursor.as_deref(), true)
             .await
             .map_err(retriable)?;
+        progress::post_planned(false);
         tracing::info!(post = %post.post_id, followers, pages = page, "fan-out planned");
         Ok(())
     }
@@ -194,6 +210,9 @@ impl Sink for Worker {
                 )
             })
             .collect();
-        self.feeds.deliver(&pages).await.map_err(retriable)
+        self.feeds.deliver(&pages).await.map_err(retriable)?;
+        let followers = pages.iter().map(|p| p.3.len()).sum();
+        progress::pages_written(pages.len(), followers);
+        Ok(())
     }
 }
