@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::lists::iso_millis;
+use super::video_search::{self, VideoRow};
 use super::{all_valid, event_id, json_body, produce, WriteResponses};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -80,23 +81,6 @@ pub struct Video {
     pub fetched_at: String,
 }
 
-#[derive(Debug, clickhouse::Row, Deserialize)]
-struct VideoRow {
-    video_id: String,
-    title: String,
-    description: String,
-    channel_id: String,
-    channel_title: String,
-    published_at_ms: u64,
-    thumbnails_keys: Vec<String>,
-    thumbnails_urls: Vec<String>,
-    query: String,
-    fetched_at_ms: u64,
-}
-
-const COLUMNS: &str = "video_id, title, description, channel_id, channel_title, published_at_ms, \
-                       thumbnails_keys, thumbnails_urls, query, fetched_at_ms";
-
 impl From<VideoRow> for Video {
     fn from(r: VideoRow) -> Self {
         Video {
@@ -160,15 +144,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (page, limit) = paging(query.page, query.limit)?;
-    let rows: Vec<VideoRow> = state
-        .clickhouse
-        .query(&format!(
-            "SELECT {COLUMNS} FROM videos FINAL ORDER BY published_at_ms DESC, video_id LIMIT ?, ?"
-        ))
-        .bind((page - 1) * limit)
-        .bind(limit)
-        .fetch_all()
-        .await?;
+    let rows = video_search::newest(&state.clickhouse, (page - 1) * limit, limit).await?;
     let items = rows.into_iter().map(Video::from).collect();
     Ok(HttpResponse::Ok().json(VideoPage { items, page, limit }))
 }
@@ -202,20 +178,7 @@ pub async fn search(
     let paged = paging(query.page, query.limit);
     all_valid([valid.as_ref().err()])?;
     let (page, limit) = paged?;
-    let rows: Vec<VideoRow> = state
-        .clickhouse
-        .query(&format!(
-            "SELECT {COLUMNS} FROM videos FINAL \
-             WHERE positionCaseInsensitiveUTF8(title, ?) > 0 OR positionCaseInsensitiveUTF8(description, ?) > 0 \
-             ORDER BY positionCaseInsensitiveUTF8(title, ?) > 0 DESC, published_at_ms DESC, video_id LIMIT ?, ?"
-        ))
-        .bind(q)
-        .bind(q)
-        .bind(q)
-        .bind((page - 1) * limit)
-        .bind(limit)
-        .fetch_all()
-        .await?;
+    let rows = video_search::search(&state.clickhouse, q, (page - 1) * limit, limit).await?;
     let items = rows.into_iter().map(Video::from).collect();
     Ok(HttpResponse::Ok().json(VideoPage { items, page, limit }))
 }
@@ -280,9 +243,9 @@ pub async fn trending_keywords(
     let rows: Vec<Keyword> = state
         .clickhouse
         .query(&format!(
-            "SELECT keyword, count() AS videos FROM ( \
-               SELECT arrayJoin(arrayDistinct(extractAll(lowerUTF8(title), '[\\\\p{{L}}\\\\p{{N}}]+'))) AS keyword \
-               FROM videos FINAL WHERE published_at_ms >= ?) \
+            "SELECT keyword, uniqExact(video_id) AS videos FROM ( \
+               SELECT video_id, arrayJoin(arrayDistinct(extractAll(lowerUTF8(title), '[\\\\p{{L}}\\\\p{{N}}]+'))) AS keyword \
+               FROM video_search WHERE published_at_ms >= ?) \
              WHERE lengthUTF8(keyword) >= 3 AND NOT has([{}], keyword) \
              GROUP BY keyword ORDER BY videos DESC, keyword LIMIT ?",
             stop.join(",")
@@ -343,7 +306,7 @@ pub async fn channel_stats(
     let days: Vec<DayCount> = state
         .clickhouse
         .query(
-            "SELECT toString(toDate(published_at)) AS day, count() AS videos FROM videos FINAL \
+            "SELECT toString(toDate(published_at)) AS day, uniqExact(video_id) AS videos FROM video_search \
              WHERE channel_id = ? AND published_at_ms >= ? AND published_at_ms < ? \
              GROUP BY day ORDER BY day",
         )

@@ -227,3 +227,141 @@ async fn list_search_trending_and_channel_stats() {
     );
     let _ = admin.query(&format!("DROP DATABASE {db}")).execute().await;
 }
+
+/// The trigram-index search gives exactly what a scan of every video's latest fetch gives, page by
+/// page — including videos whose latest fetch changed its title, sparse matches that make the walk
+/// read more chunks, description-only matches, Cyrillic, and queries too short for a trigram.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_matches_a_scan_of_the_latest_fetches() {
+    let mut settings = test_settings();
+    let db = format!("test_vsearch_{}", uuid::Uuid::new_v4().simple());
+    let admin = clickhouse::Client::default()
+        .with_url(&settings.stack.clickhouse_url)
+        .with_validation(false);
+    for statement in migrations(&db) {
+        admin.query(&statement).execute().await.unwrap();
+    }
+    const WORDS: &[&str] = &[
+        "Travel",
+        "island",
+        "Lanka",
+        "trailer",
+        "review",
+        "Привет",
+        "мир",
+        "ocean",
+        "Lantern",
+        "plan",
+        "cooking",
+        "street",
+    ];
+    let now = Timestamp::now().millis();
+    let mut latest: HashMap<String, VideoFetched> = HashMap::new();
+    let mut events = Vec::new();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for i in 0..3_000 {
+        let id = format!("s{i:05}");
+        let pick = |rng: &mut fastrand::Rng, n: usize| -> String {
+            (0..n)
+                .map(|_| WORDS[rng.usize(..WORDS.len())])
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        // Rare matches: "lan" only in some titles, "ocean plan" only once in a while.
+        let title = pick(&mut rng, 2);
+        let description = pick(&mut rng, 4);
+        let published = now - rng.i64(0..30 * 86_400_000);
+        let v = video(&id, &title, &description, "chS", published, now - 10_000);
+        latest.insert(id.clone(), v.clone());
+        events.push(v);
+        if i % 7 == 0 {
+            // A later fetch with another title: only this one counts.
+            let v2 = video(&id, &pick(&mut rng, 2), &description, "chS", published, now);
+            latest.insert(id.clone(), v2.clone());
+            events.push(v2);
+        }
+    }
+    let records: Vec<Record<VideoFetched>> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| Record {
+            event,
+            partition: 0,
+            offset: i as i64,
+        })
+        .collect();
+    let sink = ClickHouseSink::<VideoFetched>::new(admin.clone().with_database(&db));
+    for chunk in records.chunks(500) {
+        sink.write(chunk).await.unwrap(); // several parts, versions not merged together
+    }
+    settings.stack.clickhouse_database = db.clone();
+    let app = spawn_app_with(settings).await;
+
+    let expected = |q: &str| -> Vec<String> {
+        let needle = q.to_lowercase();
+        let mut hits: Vec<(bool, i64, String)> = latest
+            .values()
+            .filter_map(|v| {
+                let in_title = v.title.to_lowercase().contains(&needle);
+                let any = in_title || v.description.to_lowercase().contains(&needle);
+                any.then(|| (in_title, v.published_at.millis(), v.video_id.clone()))
+            })
+            .collect();
+        hits.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        hits.into_iter().map(|h| h.2).collect()
+    };
+    for q in [
+        "lan",
+        "LANKA",
+        "ocean plan",
+        "вет м",
+        "n t",
+        "la",
+        "x",
+        "review trailer",
+    ] {
+        let all = expected(q);
+        for (page, limit) in [(1, 20), (2, 20), (1, 100), (7, 100), (40, 50)] {
+            let resp = app
+                .client
+                .get(app.url(&format!(
+                    "/api/v1/videos/search?q={}&page={page}&limit={limit}",
+                    urlencode(q)
+                )))
+                .header("x-api-key", API_KEY)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            let body: Value = resp.json().await.unwrap();
+            let got: Vec<&str> = body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["videoId"].as_str().unwrap())
+                .collect();
+            let want: Vec<&str> = all
+                .iter()
+                .skip((page - 1) * limit)
+                .take(limit)
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                got,
+                want,
+                "q={q:?} page={page} limit={limit} ({} matches)",
+                all.len()
+            );
+        }
+    }
+    let _ = admin.query(&format!("DROP DATABASE {db}")).execute().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
