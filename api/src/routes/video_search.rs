@@ -191,16 +191,7 @@ async fn check(
         .bind(ids)
         .fetch_all()
         .await?;
-    let mut latest: HashMap<String, Match> = HashMap::new();
-    for m in rows {
-        match latest.get(&m.video_id) {
-            Some(old) if old.fetched_at_ms >= m.fetched_at_ms => {}
-            _ => {
-                latest.insert(m.video_id.clone(), m);
-            }
-        }
-    }
-    Ok(latest)
+    Ok(latest(rows, |m| (&m.video_id, m.fetched_at_ms)))
 }
 
 /// No trigram to look up (one or two characters): every video's latest fetch is searched. Exact,
@@ -246,16 +237,21 @@ async fn rows_of(ch: &Client, ids: Vec<String>) -> clickhouse::error::Result<Vec
         .bind(&ids)
         .fetch_all()
         .await?;
-    let mut latest: HashMap<String, VideoRow> = HashMap::new();
-    for r in rows {
-        match latest.get(&r.video_id) {
-            Some(old) if old.fetched_at_ms >= r.fetched_at_ms => {}
-            _ => {
-                latest.insert(r.video_id.clone(), r);
-            }
-        }
-    }
+    let mut latest = latest(rows, |r| (&r.video_id, r.fetched_at_ms));
     Ok(ids.iter().filter_map(|id| latest.remove(id)).collect())
+}
+
+/// One row per video id: its latest fetch (versions not merged yet by ClickHouse).
+fn latest<T>(rows: Vec<T>, key: impl Fn(&T) -> (&String, u64)) -> HashMap<String, T> {
+    let mut latest: HashMap<String, T> = HashMap::new();
+    for row in rows {
+        let (id, fetched) = key(&row);
+        if latest.get(id).is_some_and(|old| key(old).1 >= fetched) {
+            continue;
+        }
+        latest.insert(id.clone(), row);
+    }
+    latest
 }
 
 /// The distinct three-character windows of `s`, as the index stores them.
