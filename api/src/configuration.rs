@@ -48,6 +48,10 @@ impl Settings {
                 max_body_bytes: env_parse("API_MAX_BODY_BYTES", 64 * 1024)?,
                 batch_max_events: env_parse("BATCH_MAX_EVENTS", 1000)?,
                 batch_max_body_bytes: env_parse("BATCH_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
+                video_search_walk_budget: env_parse(
+                    "VIDEO_SEARCH_WALK_BUDGET",
+                    crate::routes::video_search::WALK_BUDGET,
+                )?,
             },
             rate_limit: RateLimit {
                 per_second: env_parse("RATE_LIMIT_PER_SECOND", 1000)?,

@@ -10,6 +10,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub batch_max_events: usize,
     pub batch_max_body_bytes: usize,
+    /// `VIDEO_SEARCH_WALK_BUDGET`: candidates a video search checks before it scans instead.
+    pub video_search_walk_budget: u64,
 }
 
 pub struct AppState {

@@ -14,7 +14,7 @@ pub mod likes;
 pub mod lists;
 pub mod movies;
 pub mod posts;
-mod video_search;
+pub mod video_search;
 pub mod videos;
 
 use actix_web::{web, HttpRequest, HttpResponse};

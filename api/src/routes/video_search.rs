@@ -7,8 +7,9 @@
 //! Search is exact (the same answer as a scan of every video's latest fetch): the candidates are the
 //! videos holding the query's rarest trigram, read newest first — those with it in the title first,
 //! since every title match is among them — and checked in growing chunks against their text. A
-//! chunk that yields the page, or that is the last, ends the walk. Queries under three characters
-//! have no trigram and scan `video_search`.
+//! chunk that yields the page, or that is the last, ends the walk. When matches are too sparse
+//! among the candidates for that to end within a budget, and for queries under three characters
+//! (no trigram), one pass over every text finds them instead.
 
 use std::collections::{HashMap, HashSet};
 
@@ -68,19 +69,26 @@ pub(super) async fn newest(
     }
 }
 
+/// Candidates the walk may check in all before a scan is cheaper: checking a candidate reads its
+/// 256-row granule of `video_search`, so a few thousand of them cost about what one pass over every
+/// text costs (measured on 1M videos: ~15 ms per 1,600 candidates, ~40 ms per scan). The default
+/// of `VIDEO_SEARCH_WALK_BUDGET`.
+pub const WALK_BUDGET: u64 = 2_000;
+
 /// Videos whose title or description contains `q` (case-insensitive): title matches first, then
-/// newest published; `offset`, then `limit` of them.
+/// newest published; `offset`, then `limit` of them. `budget`: candidates the walk may check.
 pub(super) async fn search(
     ch: &Client,
     q: &str,
     offset: u64,
     limit: u64,
+    budget: u64,
 ) -> clickhouse::error::Result<Vec<VideoRow>> {
     let needle = q.to_lowercase();
     let grams = trigrams(&needle);
     let want = offset + limit;
     if grams.is_empty() {
-        return scan(ch, &needle, offset, limit).await;
+        return rows_of(ch, page_of(scan(ch, &needle, want).await?, offset, limit)).await;
     }
     let counts: Vec<(String, u64)> = ch
         .query(
@@ -96,14 +104,35 @@ pub(super) async fn search(
     let Some((rarest, _)) = counts.into_iter().min_by_key(|(_, n)| *n) else {
         return Ok(Vec::new());
     };
-    // Title matches, newest first: all of them hold the trigram in their title.
-    let titles = walk(ch, &rarest, &needle, want, Place::Title).await?;
-    let mut found = titles.clone();
-    if (titles.len() as u64) < want {
-        let need = want - titles.len() as u64;
-        found.extend(walk(ch, &rarest, &needle, need, Place::Description).await?);
-    }
+    let found = match walk_both(ch, &rarest, &needle, want, budget).await? {
+        Some(found) => found,
+        // Matches are sparse among the trigram's videos: one pass over every text is cheaper.
+        None => scan(ch, &needle, want).await?,
+    };
     rows_of(ch, page_of(found, offset, limit)).await
+}
+
+/// The walk over `gram`'s videos: title matches, newest first — all of them hold the trigram in
+/// their title — then description-only ones. `None` when that would check more than the budget.
+async fn walk_both(
+    ch: &Client,
+    gram: &str,
+    needle: &str,
+    want: u64,
+    mut budget: u64,
+) -> clickhouse::error::Result<Option<Vec<String>>> {
+    let Some(mut found) = walk(ch, gram, needle, want, Place::Title, &mut budget).await? else {
+        return Ok(None);
+    };
+    if (found.len() as u64) < want {
+        let need = want - found.len() as u64;
+        let Some(more) = walk(ch, gram, needle, need, Place::Description, &mut budget).await?
+        else {
+            return Ok(None);
+        };
+        found.extend(more);
+    }
+    Ok(Some(found))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -113,20 +142,26 @@ enum Place {
 }
 
 /// Up to `want` ids of videos matching `needle` in `place` (for a description: and not in the
-/// title), newest published first, from the candidates holding `gram`.
+/// title), newest published first, from the candidates holding `gram`; `None` when the
+/// candidates needed go past `budget` (which this spends).
 async fn walk(
     ch: &Client,
     gram: &str,
     needle: &str,
     want: u64,
     place: Place,
-) -> clickhouse::error::Result<Vec<String>> {
+    budget: &mut u64,
+) -> clickhouse::error::Result<Option<Vec<String>>> {
     let filter = match place {
         Place::Title => "AND in_title = 1",
         Place::Description => "",
     };
     let mut chunk = first_chunk(want);
     loop {
+        if chunk > *budget {
+            return Ok(None);
+        }
+        *budget -= chunk;
         let candidates: Vec<String> = ch
             .query(&format!(
                 "SELECT video_id FROM video_grams WHERE gram = ? {filter} \
@@ -155,11 +190,18 @@ async fn walk(
                 wanted.then_some((m.published_at_ms, id))
             })
             .collect();
-        if hits.len() as u64 >= want || last {
+        let found = hits.len() as u64;
+        if found >= want || last {
             hits.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-            return Ok(hits.into_iter().map(|(_, id)| id).collect());
+            return Ok(Some(hits.into_iter().map(|(_, id)| id).collect()));
         }
-        chunk *= 8;
+        // Give up now when, at this chunk's rate of matches, the rest would not fit the budget.
+        let projected = (want * chunk).checked_div(found).unwrap_or(u64::MAX);
+        let next = (chunk * 8).min(*budget);
+        if projected > *budget || next <= chunk {
+            return Ok(None);
+        }
+        chunk = next;
     }
 }
 
@@ -194,28 +236,50 @@ async fn check(
     Ok(latest(rows, |m| (&m.video_id, m.fetched_at_ms)))
 }
 
-/// No trigram to look up (one or two characters): every video's latest fetch is searched. Exact,
-/// but it reads the whole table.
-async fn scan(
-    ch: &Client,
-    needle: &str,
-    offset: u64,
-    limit: u64,
-) -> clickhouse::error::Result<Vec<VideoRow>> {
-    let ids: Vec<String> = ch
-        .query(
-            "SELECT video_id FROM ( \
-               SELECT video_id, argMax(position(text, ?), fetched_at_ms) AS at, \
-                      argMax(title_bytes, fetched_at_ms) AS title_len, max(published_at_ms) AS published \
-               FROM video_search GROUP BY video_id) \
-             WHERE at > 0 ORDER BY at <= title_len DESC, published DESC, video_id LIMIT ?, ?",
-        )
-        .bind(needle)
-        .bind(offset)
-        .bind(limit)
-        .fetch_all()
-        .await?;
-    rows_of(ch, ids).await
+/// The first `want` matching videos by one pass over every fetch's text, in the search's order.
+/// Fetches that match are sorted (title match, newest published, id) and cut; a fetch counts only
+/// if it is its video's latest, so the cut grows 8x until `want` of them are in it or nothing is
+/// left. Exact: a video's latest fetch sorts where the video belongs, stale fetches only take
+/// places.
+async fn scan(ch: &Client, needle: &str, want: u64) -> clickhouse::error::Result<Vec<String>> {
+    let mut cut = first_chunk(want);
+    loop {
+        let rows: Vec<(String, u64)> = ch
+            .query(
+                "SELECT video_id, fetched_at_ms FROM video_search \
+                 PREWHERE position(text, ?) > 0 \
+                 ORDER BY position(text, ?) <= title_bytes DESC, published_at_ms DESC, video_id, \
+                          fetched_at_ms DESC \
+                 LIMIT ?",
+            )
+            .bind(needle)
+            .bind(needle)
+            .bind(cut)
+            .fetch_all()
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+        let newest: HashMap<String, u64> = ch
+            .query(
+                "SELECT video_id, max(fetched_at_ms) FROM video_search \
+                 WHERE video_id IN (SELECT arrayJoin(?)) GROUP BY video_id",
+            )
+            .bind(&ids)
+            .fetch_all::<(String, u64)>()
+            .await?
+            .into_iter()
+            .collect();
+        let last = (rows.len() as u64) < cut;
+        let mut seen = HashSet::new();
+        let found: Vec<String> = rows
+            .into_iter()
+            .filter(|(id, fetched)| newest.get(id) == Some(fetched) && seen.insert(id.clone()))
+            .map(|(id, _)| id)
+            .collect();
+        if found.len() as u64 >= want || last {
+            return Ok(found);
+        }
+        cut *= 8;
+    }
 }
 
 fn page_of(ids: Vec<String>, offset: u64, limit: u64) -> Vec<String> {

@@ -178,7 +178,9 @@ pub async fn search(
     let paged = paging(query.page, query.limit);
     all_valid([valid.as_ref().err()])?;
     let (page, limit) = paged?;
-    let rows = video_search::search(&state.clickhouse, q, (page - 1) * limit, limit).await?;
+    let budget = state.limits.video_search_walk_budget;
+    let rows =
+        video_search::search(&state.clickhouse, q, (page - 1) * limit, limit, budget).await?;
     let items = rows.into_iter().map(Video::from).collect();
     Ok(HttpResponse::Ok().json(VideoPage { items, page, limit }))
 }

@@ -295,7 +295,6 @@ async fn search_matches_a_scan_of_the_latest_fetches() {
         sink.write(chunk).await.unwrap(); // several parts, versions not merged together
     }
     settings.stack.clickhouse_database = db.clone();
-    let app = spawn_app_with(settings).await;
 
     let expected = |q: &str| -> Vec<String> {
         let needle = q.to_lowercase();
@@ -310,48 +309,55 @@ async fn search_matches_a_scan_of_the_latest_fetches() {
         hits.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
         hits.into_iter().map(|h| h.2).collect()
     };
-    for q in [
-        "lan",
-        "LANKA",
-        "ocean plan",
-        "вет м",
-        "n t",
-        "la",
-        "x",
-        "review trailer",
-    ] {
-        let all = expected(q);
-        for (page, limit) in [(1, 20), (2, 20), (1, 100), (7, 100), (40, 50)] {
-            let resp = app
-                .client
-                .get(app.url(&format!(
-                    "/api/v1/videos/search?q={}&page={page}&limit={limit}",
-                    urlencode(q)
-                )))
-                .header("x-api-key", API_KEY)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status().as_u16(), 200);
-            let body: Value = resp.json().await.unwrap();
-            let got: Vec<&str> = body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["videoId"].as_str().unwrap())
-                .collect();
-            let want: Vec<&str> = all
-                .iter()
-                .skip((page - 1) * limit)
-                .take(limit)
-                .map(String::as_str)
-                .collect();
-            assert_eq!(
-                got,
-                want,
-                "q={q:?} page={page} limit={limit} ({} matches)",
-                all.len()
-            );
+    // The default walk budget; one that gives up after the first chunks (walk, then the scan);
+    // none (the scan alone).
+    for budget in [settings.limits.video_search_walk_budget, 300, 0] {
+        let mut settings = settings.clone();
+        settings.limits.video_search_walk_budget = budget;
+        let app = spawn_app_with(settings).await;
+        for q in [
+            "lan",
+            "LANKA",
+            "ocean plan",
+            "вет м",
+            "n t",
+            "la",
+            "x",
+            "review trailer",
+        ] {
+            let all = expected(q);
+            for (page, limit) in [(1, 20), (2, 20), (1, 100), (7, 100), (40, 50)] {
+                let resp = app
+                    .client
+                    .get(app.url(&format!(
+                        "/api/v1/videos/search?q={}&page={page}&limit={limit}",
+                        urlencode(q)
+                    )))
+                    .header("x-api-key", API_KEY)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status().as_u16(), 200);
+                let body: Value = resp.json().await.unwrap();
+                let got: Vec<&str> = body["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v["videoId"].as_str().unwrap())
+                    .collect();
+                let want: Vec<&str> = all
+                    .iter()
+                    .skip((page - 1) * limit)
+                    .take(limit)
+                    .map(String::as_str)
+                    .collect();
+                assert_eq!(
+                    got,
+                    want,
+                    "q={q:?} page={page} limit={limit} budget={budget} ({} matches)",
+                    all.len()
+                );
+            }
         }
     }
     let _ = admin.query(&format!("DROP DATABASE {db}")).execute().await;
