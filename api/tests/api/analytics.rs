@@ -260,6 +260,20 @@ async fn top_movies_and_hourly_events() {
         body,
         json!([{"movie_id": s.movies[0].to_string(), "value": 2}])
     );
+    // Every movie watched in the period, most viewers first, ties by movie id.
+    let (_, body) = s
+        .get(&format!("/api/v1/analytics/movies/top?{range}&by=viewers"))
+        .await;
+    let rows: Vec<(u64, String)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["value"].as_u64().unwrap(), r["movie_id"].to_string()))
+        .collect();
+    assert_eq!(rows.len(), 2, "{body}");
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0].0 > w[1].0 || (w[0].0 == w[1].0 && w[0].1 < w[1].1)));
     let (_, body) = s
         .get("/api/v1/analytics/movies/top?from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z")
         .await;

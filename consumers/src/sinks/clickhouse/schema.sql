@@ -143,7 +143,7 @@ FROM {db}.playback_positions;
 
 -- Top movies over a period, pre-aggregated per UTC day (the raw tables are ordered by user, so a
 -- period scan would read every row). Watch time per (day, movie) is summed; distinct viewers keep one
--- row per (day, movie, viewer hash) and are counted with uniqExact over the period's days. On 18.16,
+-- row per (day, movie key, viewer hash) and are counted with uniqExact over the period's days. On 18.16,
 -- merging uniqExact states is slower than this, and uniqExact over UUIDs 20x slower than over hashes.
 CREATE TABLE IF NOT EXISTS {db}.movie_watch_daily
 (
@@ -160,20 +160,40 @@ SELECT toDate(occurred_at) AS day, movie_id, toUInt64(sum(viewed_seconds)) AS vi
 FROM {db}.movie_viewings
 GROUP BY day, movie_id;
 
-CREATE TABLE IF NOT EXISTS {db}.movie_viewers_daily
+-- Distinct viewers: one row per (day, movie key, viewer hash), movie key = cityHash64 of the movie
+-- id (grouping 1M rows by a UInt64 took ~40 ms on 18.16, by the UUID ~50); `movie_keys` maps keys back.
+CREATE TABLE IF NOT EXISTS {db}.movie_viewers_by_day
 (
     day       Date,
-    movie_id  UUID,
+    movie_key UInt64,
     user_hash UInt64
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(day)
-ORDER BY (day, movie_id, user_hash);
+ORDER BY (day, movie_key, user_hash);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.movie_viewers_daily_mv TO {db}.movie_viewers_daily AS
-SELECT toDate(occurred_at) AS day, movie_id, cityHash64(toString(user_id)) AS user_hash
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.movie_viewers_by_day_mv TO {db}.movie_viewers_by_day AS
+SELECT toDate(occurred_at) AS day, cityHash64(toString(movie_id)) AS movie_key,
+       cityHash64(toString(user_id)) AS user_hash
 FROM {db}.movie_viewings
-GROUP BY day, movie_id, user_hash;
+GROUP BY day, movie_key, user_hash;
+
+CREATE TABLE IF NOT EXISTS {db}.movie_keys
+(
+    movie_key UInt64,
+    movie_id  UUID
+)
+ENGINE = ReplacingMergeTree()
+ORDER BY movie_key;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.movie_keys_mv TO {db}.movie_keys AS
+SELECT cityHash64(toString(movie_id)) AS movie_key, movie_id
+FROM {db}.movie_viewings
+GROUP BY movie_key, movie_id;
+
+-- The table the two above replace (keyed by the UUID); derived data, refilled from movie_viewings.
+DROP TABLE IF EXISTS {db}.movie_viewers_daily_mv;
+DROP TABLE IF EXISTS {db}.movie_viewers_daily;
 
 -- Videos found by the YouTube fetcher: one row per fetch, collapsed per video_id with the latest
 -- fetch winning (ReplacingMergeTree by fetched_at_ms). Field names follow the YouTube Data API's
