@@ -172,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
             }),
         ),
     ];
-    let rows = time_reads(&base, &endpoints, 50, "").await?;
+    let rows = time_reads(&base, &endpoints, 50, |_| "").await?;
     let _ = stop_api.send(());
     sink_db.drop().await?;
     raw_db.drop().await?;

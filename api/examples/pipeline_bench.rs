@@ -271,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
             Box::new(|_| format!("/api/v1/analytics/events/hourly?from={yesterday}&to={today}")),
         ),
     ];
-    let rows_md = time_reads(&base, &endpoints, 100, "p99 < 50 ms").await?;
+    let rows_md = time_reads(&base, &endpoints, 100, |_| "p99 < 50 ms").await?;
     let _ = stop_api.send(());
 
     let _ = admin.query(&format!("DROP DATABASE {db}")).execute().await;

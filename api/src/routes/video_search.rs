@@ -1,15 +1,16 @@
 //! How the video reads find their rows in ClickHouse without `FINAL` over every video (ClickHouse
 //! 18.16 has no skipping indexes): `video_search` holds every fetch with its lowercased text in
 //! small granules, `video_grams` indexes that text by trigram, `video_gram_counts` says how common
-//! each trigram is (see the sink's schema.sql). Versions of a video that are not merged yet are
-//! collapsed here, the latest fetch winning.
+//! each trigram is, `video_timeline` holds the text again by publish time (see the sink's
+//! schema.sql). Versions of a video that are not merged yet are collapsed here, the latest fetch
+//! winning.
 //!
 //! Search is exact (the same answer as a scan of every video's latest fetch): the candidates are the
 //! videos holding the query's rarest trigram, read newest first — those with it in the title first,
 //! since every title match is among them — and checked in growing chunks against their text. A
 //! chunk that yields the page, or that is the last, ends the walk. When matches are too sparse
 //! among the candidates for that to end within a budget, and for queries under three characters
-//! (no trigram), one pass over every text finds them instead.
+//! (no trigram), a pass over the texts newest first (publish-time slices) finds them instead.
 
 use std::collections::{HashMap, HashSet};
 
@@ -38,6 +39,31 @@ fn first_chunk(want: u64) -> u64 {
     (want * 4).max(200)
 }
 
+/// Publish-time slices `[from, to)`, newest first: the last hour, then each 8x longer back, then
+/// everything before. Reads that go newest first stop at the first slice that completes them.
+fn slices(now_ms: u64) -> Vec<(u64, u64)> {
+    const HOUR_MS: u64 = 3_600_000;
+    let mut out = Vec::new();
+    let mut to = u64::MAX;
+    for hours in [1, 8, 64, 512, 4_096, 32_768] {
+        let from = now_ms.saturating_sub(hours * HOUR_MS);
+        if from < to {
+            out.push((from, to));
+            to = from;
+        }
+    }
+    if to > 0 {
+        out.push((0, to));
+    }
+    out
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Videos newest published first: `offset`, then `limit` of them.
 pub(super) async fn newest(
     ch: &Client,
@@ -45,28 +71,26 @@ pub(super) async fn newest(
     limit: u64,
 ) -> clickhouse::error::Result<Vec<VideoRow>> {
     let want = offset + limit;
-    let mut chunk = first_chunk(want);
-    loop {
-        // Versions of one video share its publish time, so they sit together in this order.
-        let rows: Vec<(String, u64)> = ch
+    let mut ids: Vec<String> = Vec::new();
+    for (from, to) in slices(now_ms()) {
+        // Versions of one video share its publish time: one row per video id.
+        let rows: Vec<String> = ch
             .query(
-                "SELECT video_id, published_at_ms FROM video_search \
-                 ORDER BY published_at_ms DESC, video_id LIMIT ?",
+                "SELECT video_id FROM video_timeline \
+                 WHERE published_at_ms >= ? AND published_at_ms < ? \
+                 ORDER BY published_at_ms DESC, video_id LIMIT 1 BY video_id LIMIT ?",
             )
-            .bind(chunk)
+            .bind(from)
+            .bind(to)
+            .bind(want - ids.len() as u64)
             .fetch_all()
             .await?;
-        let mut seen = HashSet::new();
-        let ids: Vec<String> = rows
-            .iter()
-            .filter(|(id, _)| seen.insert(id.as_str()))
-            .map(|(id, _)| id.clone())
-            .collect();
-        if ids.len() as u64 >= want || (rows.len() as u64) < chunk {
-            return rows_of(ch, page_of(ids, offset, limit)).await;
+        ids.extend(rows);
+        if ids.len() as u64 >= want {
+            break;
         }
-        chunk *= 8;
     }
+    rows_of(ch, page_of(ids, offset, limit)).await
 }
 
 /// Candidates the walk may check in all before a scan is cheaper: checking a candidate reads its
@@ -88,7 +112,8 @@ pub(super) async fn search(
     let grams = trigrams(&needle);
     let want = offset + limit;
     if grams.is_empty() {
-        return rows_of(ch, page_of(scan(ch, &needle, want).await?, offset, limit)).await;
+        let found = scan(ch, &needle, want, slices(now_ms())).await?;
+        return rows_of(ch, page_of(found, offset, limit)).await;
     }
     let counts: Vec<(String, u64)> = ch
         .query(
@@ -101,13 +126,19 @@ pub(super) async fn search(
     if counts.len() < grams.len() {
         return Ok(Vec::new()); // a trigram no video has
     }
-    let Some((rarest, _)) = counts.into_iter().min_by_key(|(_, n)| *n) else {
+    let Some((rarest, count)) = counts.into_iter().min_by_key(|(_, n)| *n) else {
         return Ok(Vec::new());
     };
+    // A common trigram: the newest texts are read first (a frequent needle ends in the first
+    // slice, a rare one soon reads the rest in one pass). A rare one: its videos are checked.
+    if count > budget {
+        let found = scan(ch, &needle, want, slices(now_ms())).await?;
+        return rows_of(ch, page_of(found, offset, limit)).await;
+    }
     let found = match walk_both(ch, &rarest, &needle, want, budget).await? {
         Some(found) => found,
         // Matches are sparse among the trigram's videos: one pass over every text is cheaper.
-        None => scan(ch, &needle, want).await?,
+        None => scan(ch, &needle, want, vec![(0, u64::MAX)]).await?,
     };
     rows_of(ch, page_of(found, offset, limit)).await
 }
@@ -236,50 +267,103 @@ async fn check(
     Ok(latest(rows, |m| (&m.video_id, m.fetched_at_ms)))
 }
 
-/// The first `want` matching videos by one pass over every fetch's text, in the search's order.
-/// Fetches that match are sorted (title match, newest published, id) and cut; a fetch counts only
-/// if it is its video's latest, so the cut grows 8x until `want` of them are in it or nothing is
-/// left. Exact: a video's latest fetch sorts where the video belongs, stale fetches only take
-/// places.
-async fn scan(ch: &Client, needle: &str, want: u64) -> clickhouse::error::Result<Vec<String>> {
-    let mut cut = first_chunk(want);
-    loop {
-        let rows: Vec<(String, u64)> = ch
-            .query(
-                "SELECT video_id, fetched_at_ms FROM video_search \
-                 PREWHERE position(text, ?) > 0 \
-                 ORDER BY position(text, ?) <= title_bytes DESC, published_at_ms DESC, video_id, \
-                          fetched_at_ms DESC \
-                 LIMIT ?",
-            )
-            .bind(needle)
-            .bind(needle)
-            .bind(cut)
-            .fetch_all()
-            .await?;
-        let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
-        let newest: HashMap<String, u64> = ch
-            .query(
-                "SELECT video_id, max(fetched_at_ms) FROM video_search \
-                 WHERE video_id IN (SELECT arrayJoin(?)) GROUP BY video_id",
-            )
-            .bind(&ids)
-            .fetch_all::<(String, u64)>()
-            .await?
-            .into_iter()
-            .collect();
-        let last = (rows.len() as u64) < cut;
-        let mut seen = HashSet::new();
-        let found: Vec<String> = rows
-            .into_iter()
-            .filter(|(id, fetched)| newest.get(id) == Some(fetched) && seen.insert(id.clone()))
-            .map(|(id, _)| id)
-            .collect();
-        if found.len() as u64 >= want || last {
-            return Ok(found);
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct Scanned {
+    video_id: String,
+    fetched_at_ms: u64,
+    in_title: u8,
+}
+
+/// The first `want` matching videos by one pass over the texts, newest of `slices` first, in the
+/// search's order. Title matches of a slice come before older ones, so the pass stops once `want`
+/// of them are found; description matches are kept (the first `want`) in case titles run out.
+/// When a slice leaves titles far short, the older slices are read as one. A slice is read up to a cut per kind (title / description) that grows 8x while stale
+/// fetches leave it short; a fetch counts only if it is its video's latest.
+async fn scan(
+    ch: &Client,
+    needle: &str,
+    want: u64,
+    slices: Vec<(u64, u64)>,
+) -> clickhouse::error::Result<Vec<String>> {
+    let (mut titles, mut descriptions) = (Vec::new(), Vec::new());
+    let mut seen = HashSet::new();
+    let mut slices = std::collections::VecDeque::from(slices);
+    while let Some((from, to)) = slices.pop_front() {
+        let mut cut = first_chunk(want);
+        loop {
+            let rows: Vec<Scanned> = ch
+                .query(
+                    "SELECT video_id, fetched_at_ms, position(text, ?) <= title_bytes AS in_title \
+                     FROM video_timeline \
+                     WHERE published_at_ms >= ? AND published_at_ms < ? AND position(text, ?) > 0 \
+                     ORDER BY in_title DESC, published_at_ms DESC, video_id, fetched_at_ms DESC \
+                     LIMIT ? BY in_title",
+                )
+                .bind(needle)
+                .bind(from)
+                .bind(to)
+                .bind(needle)
+                .bind(cut)
+                .fetch_all()
+                .await?;
+            let ids: Vec<&str> = rows.iter().map(|r| r.video_id.as_str()).collect();
+            let newest = latest_fetches(ch, &ids).await?;
+            let full =
+                |title: u8| rows.iter().filter(|r| r.in_title == title).count() as u64 == cut;
+            let (mut t, mut d) = (Vec::new(), Vec::new());
+            let mut slice_seen = HashSet::new();
+            for r in &rows {
+                if newest.get(&r.video_id) == Some(&r.fetched_at_ms)
+                    && !seen.contains(&r.video_id)
+                    && slice_seen.insert(r.video_id.clone())
+                {
+                    if r.in_title == 1 { &mut t } else { &mut d }.push(r.video_id.clone());
+                }
+            }
+            let titles_done = !full(1) || (titles.len() + t.len()) as u64 >= want;
+            let descriptions_done = !full(0)
+                || (descriptions.len() + d.len()) as u64 >= want
+                || (titles.len() + t.len()) as u64 >= want; // not needed: titles fill the page
+            if titles_done && descriptions_done {
+                seen.extend(slice_seen);
+                titles.extend(t);
+                descriptions.extend(d);
+                break;
+            }
+            cut *= 8;
         }
-        cut *= 8;
+        if titles.len() as u64 >= want {
+            break;
+        }
+        // Too sparse to finish within a few slices: read all the older ones in one pass.
+        if (titles.len() as u64) * 8 < want {
+            if let (Some(&(oldest, _)), Some(&(_, newer))) = (slices.back(), slices.front()) {
+                slices = [(oldest, newer)].into();
+            }
+        }
     }
+    titles.extend(descriptions);
+    titles.truncate(want as usize);
+    Ok(titles)
+}
+
+/// The latest fetch time of each of `ids`.
+async fn latest_fetches(
+    ch: &Client,
+    ids: &[&str],
+) -> clickhouse::error::Result<HashMap<String, u64>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, u64)> = ch
+        .query(
+            "SELECT video_id, max(fetched_at_ms) FROM video_search \
+             WHERE video_id IN (SELECT arrayJoin(?)) GROUP BY video_id",
+        )
+        .bind(ids)
+        .fetch_all()
+        .await?;
+    Ok(rows.into_iter().collect())
 }
 
 fn page_of(ids: Vec<String>, offset: u64, limit: u64) -> Vec<String> {

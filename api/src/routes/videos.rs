@@ -247,8 +247,8 @@ pub async fn trending_keywords(
         .clickhouse
         .query(&format!(
             "SELECT keyword, uniqExact(video_id) AS videos FROM ( \
-               SELECT video_id, arrayJoin(arrayDistinct(extractAll(lowerUTF8(title), '[\\\\p{{L}}\\\\p{{N}}]+'))) AS keyword \
-               FROM video_search WHERE published_at_ms >= ?) \
+               SELECT video_id, arrayJoin(title_words) AS keyword \
+               FROM video_timeline WHERE published_at_ms >= ?) \
              WHERE lengthUTF8(keyword) >= 3 AND keyword NOT IN ({}) \
              GROUP BY keyword ORDER BY videos DESC, keyword LIMIT ?",
             stop.join(",")

@@ -315,6 +315,35 @@ async fn search_matches_a_scan_of_the_latest_fetches() {
         let mut settings = settings.clone();
         settings.limits.video_search_walk_budget = budget;
         let app = spawn_app_with(settings).await;
+        // The newest list, read by publish-time slice, is every video once, newest first.
+        let mut newest: Vec<(i64, String)> = latest
+            .values()
+            .map(|v| (v.published_at.millis(), v.video_id.clone()))
+            .collect();
+        newest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (page, limit) in [(1, 20), (7, 100), (40, 50), (61, 50)] {
+            let resp = app
+                .client
+                .get(app.url(&format!("/api/v1/videos?page={page}&limit={limit}")))
+                .header("x-api-key", API_KEY)
+                .send()
+                .await
+                .unwrap();
+            let body: Value = resp.json().await.unwrap();
+            let got: Vec<&str> = body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["videoId"].as_str().unwrap())
+                .collect();
+            let want: Vec<&str> = newest
+                .iter()
+                .skip((page - 1) * limit)
+                .take(limit)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            assert_eq!(got, want, "newest page={page} limit={limit}");
+        }
         for q in [
             "lan",
             "LANKA",
