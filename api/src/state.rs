@@ -10,7 +10,8 @@ pub struct Limits {
     pub max_body_bytes: usize,
     pub batch_max_events: usize,
     pub batch_max_body_bytes: usize,
-    /// `VIDEO_SEARCH_WALK_BUDGET`: candidates a video search checks before it scans instead.
+    /// `VIDEO_SEARCH_WALK_BUDGET`: most candidates a video search checks; past it, it reads the
+    /// texts newest first instead.
     pub video_search_walk_budget: u64,
 }
 
