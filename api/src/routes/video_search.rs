@@ -59,9 +59,7 @@ fn slices(now_ms: u64) -> Vec<(u64, u64)> {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    u64::try_from(schemas::domain::Timestamp::now().millis()).unwrap_or(0)
 }
 
 /// Videos newest published first: `offset`, then `limit` of them.
@@ -72,8 +70,10 @@ pub(super) async fn newest(
 ) -> clickhouse::error::Result<Vec<VideoRow>> {
     let want = offset + limit;
     let mut ids: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
     for (from, to) in slices(now_ms()) {
-        // Versions of one video share its publish time: one row per video id.
+        // Versions of one video share its publish time: one row per video id (and, should a
+        // re-fetch have moved it, once in the list).
         let rows: Vec<String> = ch
             .query(
                 "SELECT video_id FROM video_timeline \
@@ -82,10 +82,10 @@ pub(super) async fn newest(
             )
             .bind(from)
             .bind(to)
-            .bind(want - ids.len() as u64)
+            .bind(want)
             .fetch_all()
             .await?;
-        ids.extend(rows);
+        ids.extend(rows.into_iter().filter(|id| seen.insert(id.clone())));
         if ids.len() as u64 >= want {
             break;
         }
@@ -93,10 +93,11 @@ pub(super) async fn newest(
     rows_of(ch, page_of(ids, offset, limit)).await
 }
 
-/// Candidates the walk may check in all before a scan is cheaper: checking a candidate reads its
-/// 256-row granule of `video_search`, so a few thousand of them cost about what one pass over every
-/// text costs (measured on 1M videos: ~15 ms per 1,600 candidates, ~40 ms per scan). The default
-/// of `VIDEO_SEARCH_WALK_BUDGET`.
+/// The most candidates a search checks one by one (a query's rarest trigram in more videos than
+/// this reads the texts instead): checking a candidate reads its 256-row granule of
+/// `video_search`, so a few thousand of them cost about what one pass over every text costs
+/// (measured on 1M videos: ~15 ms per 1,600 candidates, 40-60 ms per pass). The default of
+/// `VIDEO_SEARCH_WALK_BUDGET`.
 pub const WALK_BUDGET: u64 = 2_000;
 
 /// Videos whose title or description contains `q` (case-insensitive): title matches first, then
@@ -111,34 +112,35 @@ pub(super) async fn search(
     let needle = q.to_lowercase();
     let grams = trigrams(&needle);
     let want = offset + limit;
-    if grams.is_empty() {
-        let found = scan(ch, &needle, want, slices(now_ms())).await?;
-        return rows_of(ch, page_of(found, offset, limit)).await;
-    }
-    let counts: Vec<(String, u64)> = ch
-        .query(
-            "SELECT gram, sum(n) FROM video_gram_counts \
-             WHERE gram IN (SELECT arrayJoin(?)) GROUP BY gram",
-        )
-        .bind(&grams)
-        .fetch_all()
-        .await?;
-    if counts.len() < grams.len() {
-        return Ok(Vec::new()); // a trigram no video has
-    }
-    let Some((rarest, count)) = counts.into_iter().min_by_key(|(_, n)| *n) else {
-        return Ok(Vec::new());
+    let rarest = match grams.is_empty() {
+        true => None,
+        false => {
+            let counts: Vec<(String, u64)> = ch
+                .query(
+                    "SELECT gram, sum(n) FROM video_gram_counts \
+                     WHERE gram IN (SELECT arrayJoin(?)) GROUP BY gram",
+                )
+                .bind(&grams)
+                .fetch_all()
+                .await?;
+            if counts.len() < grams.len() {
+                return Ok(Vec::new()); // a trigram no video has
+            }
+            counts.into_iter().min_by_key(|(_, n)| *n)
+        }
     };
-    // A common trigram: the newest texts are read first (a frequent needle ends in the first
-    // slice, a rare one soon reads the rest in one pass). A rare one: its videos are checked.
-    if count > budget {
-        let found = scan(ch, &needle, want, slices(now_ms())).await?;
-        return rows_of(ch, page_of(found, offset, limit)).await;
-    }
-    let found = match walk_both(ch, &rarest, &needle, want, budget).await? {
-        Some(found) => found,
-        // Matches are sparse among the trigram's videos: one pass over every text is cheaper.
-        None => scan(ch, &needle, want, vec![(0, u64::MAX)]).await?,
+    let found = match rarest {
+        // A rare trigram: its videos are checked.
+        Some((gram, videos)) if videos <= budget => {
+            match walk_both(ch, &gram, &needle, want, budget).await? {
+                Some(found) => found,
+                // Matches are sparse among them after all: one pass over every text.
+                None => scan(ch, &needle, want, vec![(0, u64::MAX)]).await?,
+            }
+        }
+        // No trigram (under three characters) or a common one: the newest texts first (a frequent
+        // needle ends in the first slice, a rare one soon reads the rest in one pass).
+        _ => scan(ch, &needle, want, slices(now_ms())).await?,
     };
     rows_of(ch, page_of(found, offset, limit)).await
 }
