@@ -3,32 +3,16 @@
 
 use std::collections::HashMap;
 
-use consumers::sinks::clickhouse::{migrations, ClickHouseSink, Table};
-use consumers::{Record, Sink};
 use reqwest::Method;
 use schemas::domain::*;
 use schemas::events::*;
 use serde_json::{json, Value};
 
-use crate::helpers::{new_id, spawn_app_with, test_settings, TestApp};
+use crate::helpers::{
+    fresh_clickhouse, new_id, sink_write, spawn_app_with, test_settings, TestApp,
+};
 
 const T0: i64 = 1_795_169_700_000; // 2026-11-20T10:15:00Z
-
-async fn write<E: Table>(client: &clickhouse::Client, events: Vec<E>) {
-    let records: Vec<Record<E>> = events
-        .into_iter()
-        .enumerate()
-        .map(|(i, event)| Record {
-            event,
-            partition: 0,
-            offset: i as i64,
-        })
-        .collect();
-    ClickHouseSink::<E>::new(client.clone())
-        .write(&records)
-        .await
-        .unwrap();
-}
 
 fn at(offset_ms: i64) -> Timestamp {
     Timestamp::from_millis("t", T0 + offset_ms).unwrap()
@@ -43,13 +27,7 @@ struct Seeded {
 
 async fn seeded() -> Seeded {
     let mut settings = test_settings();
-    let db = format!("test_analytics_{}", uuid::Uuid::new_v4().simple());
-    let admin = clickhouse::Client::default()
-        .with_url(&settings.stack.clickhouse_url)
-        .with_validation(false);
-    for statement in migrations(&db) {
-        admin.query(&statement).execute().await.unwrap();
-    }
+    let (db, admin) = fresh_clickhouse(&settings, "test_analytics").await;
     let client = admin.clone().with_database(&db);
     let user = UserId::from_uuid(uuid::Uuid::new_v4());
     let other = UserId::from_uuid(uuid::Uuid::new_v4());
@@ -64,7 +42,7 @@ async fn seeded() -> Seeded {
         duration_ms: duration.map(|d| PositionMs::parse(d).unwrap()),
         occurred_at: at(t),
     };
-    write(
+    sink_write(
         &client,
         vec![
             pos(movies[0], 50_000, Some(100_000), 0),
@@ -73,6 +51,7 @@ async fn seeded() -> Seeded {
             pos(movies[2], 2_000, Some(100_000), 3_000),  // 2%: barely started, out
             pos(movies[3], 7_000, None, 4_000),           // duration unknown: in, newest
         ],
+        usize::MAX, // one insert
     )
     .await;
     let view = |u: UserId, m: MovieId, s: i64, t: i64| MovieViewing {
@@ -82,7 +61,7 @@ async fn seeded() -> Seeded {
         viewed_seconds: s,
         occurred_at: at(t),
     };
-    write(
+    sink_write(
         &client,
         vec![
             view(user, movies[0], 100, 0),
@@ -90,6 +69,7 @@ async fn seeded() -> Seeded {
             view(other, movies[0], 30, 20),
             view(user, movies[1], 500, 30),
         ],
+        usize::MAX, // one insert
     )
     .await;
     let ev = |kind: &str, t: i64| UserEvent {
@@ -100,7 +80,7 @@ async fn seeded() -> Seeded {
         properties: HashMap::new(),
         occurred_at: at(t),
     };
-    write(
+    sink_write(
         &client,
         vec![
             ev("click", 0),
@@ -110,6 +90,7 @@ async fn seeded() -> Seeded {
             ev("click", 3_600_000),
             ev("click", 3_700_000),
         ],
+        usize::MAX, // one insert
     )
     .await;
     settings.stack.clickhouse_database = db.clone();

@@ -192,3 +192,39 @@ pub fn token(sub: &str, ttl: i64) -> String {
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+/// A fresh ClickHouse database with the sink's tables (named `<prefix>_<uuid>`): its name and a
+/// client on the server (no database selected).
+pub async fn fresh_clickhouse(settings: &Settings, prefix: &str) -> (String, clickhouse::Client) {
+    let db = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let admin = clickhouse::Client::default()
+        .with_url(&settings.stack.clickhouse_url)
+        .with_validation(false);
+    for statement in consumers::sinks::clickhouse::migrations(&db) {
+        admin.query(&statement).execute().await.unwrap();
+    }
+    (db, admin)
+}
+
+/// Writes `events` through the ClickHouse sink's own writer, `per_insert` to an insert (each one a
+/// part of its own), as records of partition 0 at offsets 0, 1, ...
+pub async fn sink_write<E: consumers::sinks::clickhouse::Table>(
+    client: &clickhouse::Client,
+    events: Vec<E>,
+    per_insert: usize,
+) {
+    use consumers::Sink;
+    let records: Vec<consumers::Record<E>> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| consumers::Record {
+            event,
+            partition: 0,
+            offset: i as i64,
+        })
+        .collect();
+    let sink = consumers::sinks::clickhouse::ClickHouseSink::<E>::new(client.clone());
+    for chunk in records.chunks(per_insert) {
+        sink.write(chunk).await.unwrap();
+    }
+}

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
-use consumers::sinks::clickhouse::{migrations, ClickHouseSink};
-use consumers::{Record, Sink};
 use schemas::domain::*;
 use schemas::events::*;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, test_settings, API_KEY};
+use crate::helpers::{
+    fresh_clickhouse, sink_write, spawn_app_with, test_settings, TestApp, API_KEY,
+};
 
 fn video(
     id: &str,
@@ -39,13 +39,7 @@ fn video(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_search_trending_and_channel_stats() {
     let mut settings = test_settings();
-    let db = format!("test_videos_{}", uuid::Uuid::new_v4().simple());
-    let admin = clickhouse::Client::default()
-        .with_url(&settings.stack.clickhouse_url)
-        .with_validation(false);
-    for statement in migrations(&db) {
-        admin.query(&statement).execute().await.unwrap();
-    }
+    let (db, admin) = fresh_clickhouse(&settings, "test_videos").await;
     let now = Timestamp::now().millis();
     let h = 3_600_000;
     let videos = vec![
@@ -91,19 +85,7 @@ async fn list_search_trending_and_channel_stats() {
             now,
         ),
     ];
-    let records: Vec<Record<VideoFetched>> = videos
-        .into_iter()
-        .enumerate()
-        .map(|(i, event)| Record {
-            event,
-            partition: 0,
-            offset: i as i64,
-        })
-        .collect();
-    ClickHouseSink::<VideoFetched>::new(admin.clone().with_database(&db))
-        .write(&records)
-        .await
-        .unwrap();
+    sink_write(&admin.clone().with_database(&db), videos, usize::MAX).await;
     settings.stack.clickhouse_database = db.clone();
     let app = spawn_app_with(settings).await;
     let get = |path: String| {
@@ -234,13 +216,7 @@ async fn list_search_trending_and_channel_stats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_matches_a_scan_of_the_latest_fetches() {
     let mut settings = test_settings();
-    let db = format!("test_vsearch_{}", uuid::Uuid::new_v4().simple());
-    let admin = clickhouse::Client::default()
-        .with_url(&settings.stack.clickhouse_url)
-        .with_validation(false);
-    for statement in migrations(&db) {
-        admin.query(&statement).execute().await.unwrap();
-    }
+    let (db, admin) = fresh_clickhouse(&settings, "test_vsearch").await;
     const WORDS: &[&str] = &[
         "Travel",
         "island",
@@ -281,19 +257,8 @@ async fn search_matches_a_scan_of_the_latest_fetches() {
             events.push(v2);
         }
     }
-    let records: Vec<Record<VideoFetched>> = events
-        .into_iter()
-        .enumerate()
-        .map(|(i, event)| Record {
-            event,
-            partition: 0,
-            offset: i as i64,
-        })
-        .collect();
-    let sink = ClickHouseSink::<VideoFetched>::new(admin.clone().with_database(&db));
-    for chunk in records.chunks(500) {
-        sink.write(chunk).await.unwrap(); // several parts, versions not merged together
-    }
+    // Several parts: versions not merged together.
+    sink_write(&admin.clone().with_database(&db), events, 500).await;
     settings.stack.clickhouse_database = db.clone();
 
     let expected = |q: &str| -> Vec<String> {
@@ -321,28 +286,14 @@ async fn search_matches_a_scan_of_the_latest_fetches() {
             .map(|v| (v.published_at.millis(), v.video_id.clone()))
             .collect();
         newest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let newest: Vec<String> = newest.into_iter().map(|(_, id)| id).collect();
         for (page, limit) in [(1, 20), (7, 100), (40, 50), (61, 50)] {
-            let resp = app
-                .client
-                .get(app.url(&format!("/api/v1/videos?page={page}&limit={limit}")))
-                .header("x-api-key", API_KEY)
-                .send()
-                .await
-                .unwrap();
-            let body: Value = resp.json().await.unwrap();
-            let got: Vec<&str> = body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v["videoId"].as_str().unwrap())
-                .collect();
-            let want: Vec<&str> = newest
-                .iter()
-                .skip((page - 1) * limit)
-                .take(limit)
-                .map(|(_, id)| id.as_str())
-                .collect();
-            assert_eq!(got, want, "newest page={page} limit={limit}");
+            let got = page_ids(&app, &format!("/api/v1/videos?page={page}&limit={limit}")).await;
+            assert_eq!(
+                got,
+                page_of(&newest, page, limit),
+                "newest page={page} limit={limit}"
+            );
         }
         for q in [
             "lan",
@@ -356,33 +307,13 @@ async fn search_matches_a_scan_of_the_latest_fetches() {
         ] {
             let all = expected(q);
             for (page, limit) in [(1, 20), (2, 20), (1, 100), (7, 100), (40, 50)] {
-                let resp = app
-                    .client
-                    .get(app.url(&format!(
-                        "/api/v1/videos/search?q={}&page={page}&limit={limit}",
-                        urlencode(q)
-                    )))
-                    .header("x-api-key", API_KEY)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(resp.status().as_u16(), 200);
-                let body: Value = resp.json().await.unwrap();
-                let got: Vec<&str> = body["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v["videoId"].as_str().unwrap())
-                    .collect();
-                let want: Vec<&str> = all
-                    .iter()
-                    .skip((page - 1) * limit)
-                    .take(limit)
-                    .map(String::as_str)
-                    .collect();
+                let path = format!(
+                    "/api/v1/videos/search?q={}&page={page}&limit={limit}",
+                    urlencode(q)
+                );
                 assert_eq!(
-                    got,
-                    want,
+                    page_ids(&app, &path).await,
+                    page_of(&all, page, limit),
                     "q={q:?} page={page} limit={limit} budget={budget} ({} matches)",
                     all.len()
                 );
@@ -390,6 +321,34 @@ async fn search_matches_a_scan_of_the_latest_fetches() {
         }
     }
     let _ = admin.query(&format!("DROP DATABASE {db}")).execute().await;
+}
+
+/// The video ids of one page of a video list, in order (the request must answer 200).
+async fn page_ids(app: &TestApp, path: &str) -> Vec<String> {
+    let resp = app
+        .client
+        .get(app.url(path))
+        .header("x-api-key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{path}");
+    let body: Value = resp.json().await.unwrap();
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["videoId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `page` (1-based) of `limit` items of `all`.
+fn page_of(all: &[String], page: usize, limit: usize) -> Vec<String> {
+    all.iter()
+        .skip((page - 1) * limit)
+        .take(limit)
+        .cloned()
+        .collect()
 }
 
 fn urlencode(s: &str) -> String {
