@@ -101,15 +101,6 @@ async fn list_search_trending_and_channel_stats() {
             (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
         }
     };
-    let ids = |body: &Value| -> Vec<String> {
-        body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["videoId"].as_str().unwrap().to_string())
-            .collect()
-    };
-
     let (status, list) = get("/api/v1/videos?page=1&limit=10".into()).await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(
@@ -333,7 +324,11 @@ async fn page_ids(app: &TestApp, path: &str) -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200, "{path}");
-    let body: Value = resp.json().await.unwrap();
+    ids(&resp.json().await.unwrap())
+}
+
+/// The video ids of a list answer's items, in order.
+fn ids(body: &Value) -> Vec<String> {
     body["items"]
         .as_array()
         .unwrap()
