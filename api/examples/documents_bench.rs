@@ -92,9 +92,9 @@ async fn main() -> anyhow::Result<()> {
         runtime,
         codec,
         MongoSink::<Rating>::new(sink_db.clone()),
-        async {
+        common::shutdown::Shutdown::when(async move {
             let _ = stopped.await;
-        },
+        }),
     ));
     // Timed from the first document written (the group join is not the sink's speed).
     let deadline = Instant::now() + Duration::from_secs(600);

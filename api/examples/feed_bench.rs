@@ -97,9 +97,9 @@ async fn main() -> anyhow::Result<()> {
         runtime.group_id = format!("bench-feed-{id}.{role}");
         runtime.max_wait = Duration::from_millis(5);
         let mut stop = stopped.clone();
-        let shutdown = async move {
+        let shutdown = common::shutdown::Shutdown::when(async move {
             let _ = stop.wait_for(|s| *s).await;
-        };
+        });
         let codec = codec.clone();
         if role == "planner" {
             let sink = Planner::new(feeds.clone(), producer.clone(), Default::default());

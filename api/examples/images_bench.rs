@@ -101,9 +101,14 @@ async fn main() -> anyhow::Result<()> {
         Duration::from_secs(3600),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let consumer = tokio::spawn(consumers::run(runtime, codec, worker, async {
-        let _ = stopped.await;
-    }));
+    let consumer = tokio::spawn(consumers::run(
+        runtime,
+        codec,
+        worker,
+        common::shutdown::Shutdown::when(async move {
+            let _ = stopped.await;
+        }),
+    ));
     tokio::time::sleep(Duration::from_secs(5)).await; // group join
     let http = reqwest::Client::new();
     let boundary = "bench-boundary";

@@ -84,9 +84,9 @@ async fn main() -> anyhow::Result<()> {
         runtime,
         codec.clone(),
         ClickHouseSink::<PlaybackEvent>::new(client.clone()),
-        async {
+        common::shutdown::Shutdown::when(async move {
             let _ = stopped.await;
-        },
+        }),
     ));
     // Time from the first row (group joined) to the last.
     while count(&client, "playback_events").await == 0 {
@@ -180,9 +180,9 @@ async fn main() -> anyhow::Result<()> {
         runtime,
         codec.clone(),
         ClickHouseSink::<PlaybackEvent>::new(client.clone()),
-        async {
+        common::shutdown::Shutdown::when(async move {
             let _ = sink_stopped.await;
-        },
+        }),
     ));
     tokio::time::sleep(Duration::from_secs(5)).await; // group join
     let http = reqwest::Client::new();

@@ -13,6 +13,8 @@ pub struct Limits {
     /// `VIDEO_SEARCH_WALK_BUDGET`: most candidates a video search checks; past it, it reads the
     /// texts newest first instead.
     pub video_search_walk_budget: u64,
+    /// `EVENT_MAX_AGE` / `EVENT_MAX_CLOCK_SKEW`: how far an event's time may be from the API's clock.
+    pub time_bounds: schemas::domain::TimeBounds,
 }
 
 pub struct AppState {

@@ -2,6 +2,7 @@
 //! README's table. A value that is set but does not parse is an error, never silently the default.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 #[error("environment variable {name}={value:?} is invalid: {reason}")]
@@ -33,6 +34,28 @@ where
         }),
         _ => Ok(default),
     }
+}
+
+/// The variable as a duration such as `30d`, `5m`, `90s` or `1h 30m` (humantime's format), or
+/// `default` when it is unset or empty.
+pub fn env_duration(name: &str, default: Duration) -> Result<Duration, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => humantime::parse_duration(&v).map_err(|e| ConfigError {
+            name: name.to_string(),
+            value: v.clone(),
+            reason: format!("{e} (write e.g. 30d, 5m, 90s)"),
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// `EVENT_MAX_AGE` (default 30 days) and `EVENT_MAX_CLOCK_SKEW` (default 5 minutes): how far an
+/// event's time may be behind or ahead of the receiver's clock (schemas' `TimeBounds`).
+pub fn event_time_bounds() -> Result<(Duration, Duration), ConfigError> {
+    Ok((
+        env_duration("EVENT_MAX_AGE", Duration::from_secs(30 * 86_400))?,
+        env_duration("EVENT_MAX_CLOCK_SKEW", Duration::from_secs(5 * 60))?,
+    ))
 }
 
 /// The shared addresses of the local stack; every binary reads the ones it needs.
@@ -82,5 +105,19 @@ mod tests {
         let err = env_parse::<u32>("COMMON_TEST_BAD_VAR", 7).unwrap_err();
         assert_eq!(err.name, "COMMON_TEST_BAD_VAR");
         assert!(err.to_string().contains("seven"));
+    }
+
+    #[test]
+    fn durations_take_units_and_name_the_variable_when_bad() {
+        let d = Duration::from_secs(1);
+        assert_eq!(env_duration("COMMON_TEST_UNSET_DURATION", d).unwrap(), d);
+        std::env::set_var("COMMON_TEST_DURATION", "30d");
+        assert_eq!(
+            env_duration("COMMON_TEST_DURATION", d).unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        std::env::set_var("COMMON_TEST_BAD_DURATION", "soon");
+        let err = env_duration("COMMON_TEST_BAD_DURATION", d).unwrap_err();
+        assert_eq!(err.name, "COMMON_TEST_BAD_DURATION");
     }
 }

@@ -2,6 +2,7 @@
 //! binaries that are not the API), configuration from the environment, and the shutdown signal.
 //! Nothing here knows about Kafka or a database.
 
+pub mod backoff;
 pub mod config;
 pub mod metrics;
 pub mod shutdown;

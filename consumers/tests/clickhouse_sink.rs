@@ -56,17 +56,12 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     fn runtime(&self) -> RuntimeConfig {
-        RuntimeConfig {
-            brokers: self.stack.kafka_brokers.clone(),
-            group_id: self.group.clone(),
-            topic: Some(self.topic.clone()),
-            dead_letter_topic: self.dlq.clone(),
-            max_rows: 100,
-            max_bytes: 1 << 20,
-            max_wait: Duration::from_millis(100),
-            session_timeout_ms: 6000,
-            stats_interval: Duration::from_millis(500),
-        }
+        RuntimeConfig::local(
+            &self.stack.kafka_brokers,
+            &self.group,
+            &self.topic,
+            &self.dlq,
+        )
     }
 
     /// Starts the sink; the returned sender stops it, the handle yields its stats.
@@ -76,31 +71,49 @@ impl Fixture {
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<u64>,
     ) {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let sink = ClickHouseSink::<PlaybackEvent>::new(self.ch.client());
-        let fut = consumers::run(self.runtime(), self.codec.clone(), sink, async {
-            let _ = stopped.await;
-        });
+        let (stop, handle) = self.start_with(self.runtime(), self.codec.clone());
         let handle = tokio::spawn(async move {
-            let stats = fut.await.unwrap();
+            let stats = handle.await.unwrap().unwrap();
             stats.written.load(std::sync::atomic::Ordering::Relaxed)
         });
         (stop, handle)
     }
 
+    /// Starts the sink with these settings and codec; the handle yields what `run` returned.
+    fn start_with(
+        &self,
+        runtime: RuntimeConfig,
+        codec: Codec,
+    ) -> (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<
+            Result<std::sync::Arc<consumers::runtime::Stats>, consumers::runtime::RuntimeError>,
+        >,
+    ) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let sink = ClickHouseSink::<PlaybackEvent>::new(self.ch.client());
+        let shutdown = common::shutdown::Shutdown::when(async move {
+            let _ = stopped.await;
+        });
+        (
+            stop,
+            tokio::spawn(consumers::run(runtime, codec, sink, shutdown)),
+        )
+    }
+
     async fn send_events(&self, n: usize) -> Vec<PlaybackEvent> {
-        let mut out = Vec::new();
-        for i in 0..n {
-            let e = PlaybackEvent {
-                event_id: EventId::new_random(),
-                user_id: UserId::from_uuid(uuid::Uuid::new_v4()),
-                movie_id: MovieId::from_uuid(uuid::Uuid::new_v4()),
-                event_type: PlaybackEventType::ALL[i % 5],
-                position_ms: PositionMs::parse(i as i64 * 1000).unwrap(),
-                occurred_at: Timestamp::now(),
-            };
-            let bytes = self.codec.encode(&e).await.unwrap();
-            let key = schemas::Event::key(&e);
+        let events = (0..n)
+            .map(|i| playback(i, Timestamp::now()))
+            .collect::<Vec<_>>();
+        self.send(&events).await;
+        events
+    }
+
+    /// Produces these events (valid Avro, straight to Kafka: no API in between), in order.
+    async fn send(&self, events: &[PlaybackEvent]) {
+        for e in events {
+            let bytes = self.codec.encode(e).await.unwrap();
+            let key = schemas::Event::key(e);
             self.producer
                 .send(
                     &self.topic,
@@ -113,9 +126,7 @@ impl Fixture {
                 )
                 .await
                 .unwrap();
-            out.push(e);
         }
-        out
     }
 
     async fn count(&self, sql_where: &str) -> u64 {
@@ -165,6 +176,17 @@ impl Fixture {
             .query(&format!("DROP DATABASE IF EXISTS {}", self.ch.database))
             .execute()
             .await;
+    }
+}
+
+fn playback(i: usize, at: Timestamp) -> PlaybackEvent {
+    PlaybackEvent {
+        event_id: EventId::new_random(),
+        user_id: UserId::from_uuid(uuid::Uuid::new_v4()),
+        movie_id: MovieId::from_uuid(uuid::Uuid::new_v4()),
+        event_type: PlaybackEventType::ALL[i % 5],
+        position_ms: PositionMs::parse(i as i64 * 1000).unwrap(),
+        occurred_at: at,
     }
 }
 
@@ -494,5 +516,247 @@ async fn dead_letters_are_replayed_into_their_source_once() {
         header(&replayed, "dlq.replayed"),
         Some(format!("{}:0", f.dlq))
     );
+    f.drop_database().await;
+}
+
+/// Reads the group's committed offsets for the fixture's topic, per partition.
+async fn committed(f: &Fixture) -> std::collections::HashMap<i32, i64> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &f.stack.kafka_brokers)
+        .set("group.id", &f.group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition(&f.topic, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A record that is valid Avro but that ClickHouse refuses: the table carries a guard (on current
+/// ClickHouse this is a `CONSTRAINT ... CHECK`; 18.16 has none, so a `throwIf` default, which fails
+/// the INSERT the same way). In a batch of 10,000 only that record is dead-lettered, with
+/// ClickHouse's error, and the partition moves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_clickhouse_refuses_costs_one_dead_letter_not_the_partition() {
+    let f = fixture().await;
+    let admin = f.ch.client();
+    admin
+        .query("ALTER TABLE playback_events ADD COLUMN guard UInt8 DEFAULT throwIf(position_ms = 4242424)")
+        .execute()
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    let mut events: Vec<PlaybackEvent> = (0..10_000).map(|i| playback(i % 4000, now)).collect();
+    events[6_543].position_ms = PositionMs::parse(4_242_424).unwrap();
+    let poison = events[6_543].event_id;
+    // One key: all on one partition, in this order, so the batch holds all 10,000.
+    let user = events[0].user_id;
+    for e in &mut events {
+        e.user_id = user;
+    }
+    f.send(&events).await;
+
+    let mut runtime = f.runtime();
+    runtime.max_rows = 10_000;
+    runtime.max_bytes = 64 << 20;
+    runtime.max_wait = Duration::from_secs(2);
+    let (stop, handle) = f.start_with(runtime, f.codec.clone());
+    f.wait_for_rows(9_999).await;
+    let dead = f.dead_letters(1).await;
+    let error = header(&dead[0], "dlq.error").unwrap();
+    assert!(
+        error.contains("Code: 395") && error.contains("throwIf"),
+        "{error}"
+    );
+    let refused = f
+        .codec
+        .decode::<PlaybackEvent>(dead[0].payload().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.event_id, poison,
+        "the dead letter carries the refused record's bytes"
+    );
+
+    // The partition moves on: a later event lands, and the offsets are committed past all.
+    let later = f.send_events(1).await;
+    f.wait_for_rows(10_000).await;
+    stop.send(()).unwrap();
+    let stats = handle.await.unwrap().unwrap();
+    assert_eq!(
+        stats.written.load(std::sync::atomic::Ordering::Relaxed),
+        10_000
+    );
+    assert_eq!(
+        stats
+            .dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(f.count("").await, 10_000);
+    assert_eq!(
+        f.count(&format!("WHERE event_id = '{poison}'")).await,
+        0,
+        "the refused row is not in the table"
+    );
+    assert_eq!(
+        f.count(&format!("WHERE event_id = '{}'", later[0].event_id))
+            .await,
+        1
+    );
+    let offsets = committed(&f).await;
+    assert_eq!(offsets.values().sum::<i64>(), 10_001, "{offsets:?}");
+    f.drop_database().await;
+}
+
+/// Events from 1970 to 2010 over 500 distinct months, produced straight to Kafka (the API refuses
+/// them): each is dead-lettered with the time-bound reason, and an ordinary event produced after
+/// them is queryable within 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_outside_the_time_bounds_are_dead_lettered_and_the_stream_goes_on() {
+    let f = fixture().await;
+    let month_ms = 31 * 86_400_000i64;
+    let old: Vec<PlaybackEvent> = (0..1000)
+        .map(|i| {
+            let at = Timestamp::from_millis("t", ((i * 37) % 500) as i64 * month_ms).unwrap();
+            playback(i, at)
+        })
+        .collect();
+    let ahead = Timestamp::from_millis("t", Timestamp::now().millis() + 3_600_000).unwrap();
+    let future = playback(7, ahead);
+    f.send(&old).await;
+    f.send(std::slice::from_ref(&future)).await;
+    let (stop, handle) = f.start();
+    let dead = f.dead_letters(1001).await;
+    assert!(dead
+        .iter()
+        .all(|m| header(m, "dlq.error").unwrap().contains("occurred_at")));
+    assert_eq!(
+        dead.iter()
+            .filter(|m| header(*m, "dlq.error").unwrap().contains("EVENT_MAX_AGE"))
+            .count(),
+        1000
+    );
+    assert_eq!(
+        dead.iter()
+            .filter(|m| header(*m, "dlq.error")
+                .unwrap()
+                .contains("EVENT_MAX_CLOCK_SKEW"))
+            .count(),
+        1
+    );
+    let sent = std::time::Instant::now();
+    let fresh = f.send_events(1).await;
+    loop {
+        let n = f
+            .count(&format!("WHERE event_id = '{}'", fresh[0].event_id))
+            .await;
+        if n == 1 {
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "an ordinary event after the refused ones is queryable within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    assert_eq!(handle.await.unwrap(), 1);
+    assert_eq!(f.count("").await, 1);
+    f.drop_database().await;
+}
+
+/// However an INSERT's rows are spread in time, the sink splits it so that none spans more of the
+/// table's monthly partitions than allowed (`CLICKHOUSE_MAX_PARTITIONS_PER_INSERT`); every row lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_over_500_months_is_inserted_within_the_partition_limit() {
+    use consumers::sinks::clickhouse::insert_runs;
+    use consumers::Sink;
+    let f = fixture().await;
+    let month_ms = 31 * 86_400_000i64;
+    let batch: Vec<Record<PlaybackEvent>> = (0..1000)
+        .map(|i| Record {
+            event: playback(
+                i,
+                Timestamp::from_millis("t", ((i * 37) % 500) as i64 * month_ms).unwrap(),
+            ),
+            partition: 0,
+            offset: i as i64,
+        })
+        .collect();
+    let runs = insert_runs(&batch, 100);
+    assert!(runs.len() >= 10, "{} INSERTs", runs.len());
+    let sink = ClickHouseSink::<PlaybackEvent>::new(f.ch.client()).with_max_partitions(100);
+    sink.write(&batch).await.unwrap();
+    assert_eq!(f.count("").await, 1000);
+    // Counted by the server: each run's partitions, as ClickHouse computes them.
+    for run in runs {
+        let ids: Vec<String> = batch[run]
+            .iter()
+            .map(|r| format!("'{}'", r.event.event_id))
+            .collect();
+        let partitions: u64 = f
+            .ch
+            .client()
+            .query(&format!(
+                "SELECT uniqExact(toYYYYMM(occurred_at)) FROM playback_events WHERE event_id IN ({})",
+                ids.join(",")
+            ))
+            .fetch_one()
+            .await
+            .unwrap();
+        assert!(partitions <= 100, "{partitions} partitions in one INSERT");
+    }
+    assert_eq!(sink.written_through(0).await.unwrap(), Some(999));
+    f.drop_database().await;
+}
+
+/// Shutdown while the schema registry is down: the record being decoded is neither written nor
+/// committed; after a restart with the registry back, every record is written exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_during_a_registry_outage_loses_and_duplicates_nothing() {
+    let f = fixture().await;
+    let events = f.send_events(50).await;
+    // A fresh codec (no cached schemas) whose registry does not answer.
+    let down = Codec::new("http://127.0.0.1:9").unwrap();
+    let (stop, handle) = f.start_with(f.runtime(), down);
+    tokio::time::sleep(Duration::from_secs(8)).await; // joined, polled, waiting on the registry
+    stop.send(()).unwrap();
+    let stats = handle.await.unwrap().unwrap();
+    assert!(
+        stats.consumed.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the sink did read a record while the registry was down"
+    );
+    assert_eq!(stats.written.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        stats
+            .dead_lettered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert!(committed(&f).await.is_empty(), "nothing committed");
+
+    let (stop, handle) = f.start();
+    f.wait_for_rows(50).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.send(()).unwrap();
+    assert_eq!(handle.await.unwrap(), 50);
+    assert_eq!(f.count("").await, 50);
+    assert_eq!(
+        f.count("WHERE event_id IN (SELECT event_id FROM playback_events)")
+            .await,
+        events.len() as u64
+    );
+    assert_eq!(committed(&f).await.values().sum::<i64>(), 50);
     f.drop_database().await;
 }

@@ -283,9 +283,9 @@ async fn celebrities_merge_at_read_time_pages_stay_stable_and_unfollow_stops_new
         runtime.group_id = format!("test-feed-{id}.{role}");
         runtime.max_wait = Duration::from_millis(20);
         let mut stop = stopped.clone();
-        let shutdown = async move {
+        let shutdown = common::shutdown::Shutdown::when(async move {
             let _ = stop.wait_for(|s| *s).await;
-        };
+        });
         let codec = codec.clone();
         if role == "planner" {
             consumers::groups::commit_at_end(

@@ -140,9 +140,9 @@ async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_uni
         runtime,
         codec.clone(),
         ClickHouseSink::<VideoFetched>::new(ch.client()),
-        async {
+        common::shutdown::Shutdown::when(async move {
             let _ = stopped.await;
-        },
+        }),
     ));
 
     // Instance A: the first key runs out after one call; the second finishes the walk.

@@ -208,20 +208,21 @@ impl<'de> Deserialize<'de> for Score {
 pub struct Timestamp(i64);
 
 impl Timestamp {
-    /// Clients may be at most this far ahead of our clock.
-    const MAX_FUTURE_MS: i64 = 24 * 3600 * 1000;
+    /// The last second a ClickHouse `DateTime` (UInt32 seconds) holds: 2106-02-07.
+    const MAX_MS: i64 = u32::MAX as i64 * 1000 + 999;
 
     pub fn now() -> Self {
         Self((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
     }
 
-    /// Epoch milliseconds from 1970 up to a day in the future.
+    /// Epoch milliseconds from 1970 to 2106. Whether a time is acceptable for an event is
+    /// [`TimeBounds`]' question.
     pub fn from_millis(field: &'static str, ms: i64) -> Result<Self, DomainError> {
         if ms < 0 {
             return Err(DomainError::new(field, "must not be before 1970"));
         }
-        if ms > Self::now().0 + Self::MAX_FUTURE_MS {
-            return Err(DomainError::new(field, "is more than a day in the future"));
+        if ms > Self::MAX_MS {
+            return Err(DomainError::new(field, "must not be after 2106-02-07"));
         }
         Ok(Self(ms))
     }
@@ -244,6 +245,73 @@ impl Timestamp {
     }
 }
 
+/// How far from the receiver's clock an event's time may be: older than `max_age` or further
+/// ahead than `max_skew` is refused (`EVENT_MAX_AGE`, default 30 days; `EVENT_MAX_CLOCK_SKEW`,
+/// default 5 minutes). The API checks against its clock when a client sends the event; a sink checks
+/// against the time the record was produced to Kafka, so a backlog read late is not refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBounds {
+    pub max_age_ms: i64,
+    pub max_skew_ms: i64,
+}
+
+impl Default for TimeBounds {
+    fn default() -> Self {
+        Self {
+            max_age_ms: 30 * 86_400_000,
+            max_skew_ms: 5 * 60_000,
+        }
+    }
+}
+
+impl TimeBounds {
+    pub fn new(max_age: std::time::Duration, max_skew: std::time::Duration) -> Self {
+        Self {
+            max_age_ms: i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX),
+            max_skew_ms: i64::try_from(max_skew.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// `Ok` when `t` is within the bounds around `reference`, else an error naming `field`.
+    pub fn check(
+        &self,
+        field: &'static str,
+        t: Timestamp,
+        reference: Timestamp,
+    ) -> Result<(), DomainError> {
+        let (t, now) = (t.millis(), reference.millis());
+        if t < now.saturating_sub(self.max_age_ms) {
+            return Err(DomainError::new(
+                field,
+                format!(
+                    "is more than {} old (EVENT_MAX_AGE)",
+                    humanize(self.max_age_ms)
+                ),
+            ));
+        }
+        if t > now.saturating_add(self.max_skew_ms) {
+            return Err(DomainError::new(
+                field,
+                format!(
+                    "is more than {} ahead of the server's clock (EVENT_MAX_CLOCK_SKEW)",
+                    humanize(self.max_skew_ms)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn humanize(ms: i64) -> String {
+    match ms {
+        ms if ms % 86_400_000 == 0 => format!("{} days", ms / 86_400_000),
+        ms if ms % 3_600_000 == 0 => format!("{} hours", ms / 3_600_000),
+        ms if ms % 60_000 == 0 => format!("{} minutes", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{} seconds", ms / 1000),
+        ms => format!("{ms} ms"),
+    }
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_i64(self.0)
@@ -253,11 +321,9 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let ms = i64::deserialize(d)?;
-        if ms < 0 {
-            return Err(serde::de::Error::custom("timestamp before 1970"));
-        }
-        // No future check here: a record already in Kafka is history, whatever its clock said.
-        Ok(Self(ms))
+        // Only what any timestamp must be; the runtime applies the time bounds to a record's time
+        // against when it was produced.
+        Self::from_millis("timestamp", ms).map_err(serde::de::Error::custom)
     }
 }
 
@@ -289,14 +355,32 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_parse_rfc3339_and_refuse_the_far_future() {
+    fn timestamps_parse_rfc3339_and_stay_within_a_datetime() {
         let t = Timestamp::parse_rfc3339("occurred_at", "2026-11-23T07:18:57.123Z").unwrap();
         assert_eq!(t.millis(), 1_795_418_337_123);
         assert_eq!(t.seconds(), 1_795_418_337);
         assert!(Timestamp::parse_rfc3339("occurred_at", "yesterday").is_err());
+        assert!(Timestamp::from_millis("t", -1).is_err());
+        assert!(Timestamp::from_millis("t", u32::MAX as i64 * 1000 + 999).is_ok());
+        assert!(Timestamp::from_millis("t", u32::MAX as i64 * 1000 + 1000).is_err());
+    }
+
+    #[test]
+    fn time_bounds_refuse_old_and_future_times_with_the_setting_named() {
+        let b = TimeBounds::default();
+        let now = Timestamp::from_millis("t", 1_795_418_337_123).unwrap();
+        let at = |delta: i64| Timestamp::from_millis("t", now.millis() + delta).unwrap();
+        assert!(b.check("occurred_at", at(0), now).is_ok());
+        assert!(b.check("occurred_at", at(-30 * 86_400_000), now).is_ok());
+        let old = b
+            .check("occurred_at", at(-30 * 86_400_000 - 1), now)
+            .unwrap_err();
+        assert_eq!(old.field, "occurred_at");
+        assert!(old.reason.contains("30 days") && old.reason.contains("EVENT_MAX_AGE"));
+        assert!(b.check("occurred_at", at(5 * 60_000), now).is_ok());
+        let ahead = b.check("occurred_at", at(5 * 60_000 + 1), now).unwrap_err();
         assert!(
-            Timestamp::from_millis("occurred_at", Timestamp::now().millis() + 2 * 86_400_000)
-                .is_err()
+            ahead.reason.contains("5 minutes") && ahead.reason.contains("EVENT_MAX_CLOCK_SKEW")
         );
     }
 

@@ -20,10 +20,16 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn event_id(&self) -> EventId;
     /// The Kafka key: events with the same key stay in order on one partition.
     fn key(&self) -> String;
+    /// When it happened, by the producer's clock: what the time bounds ([`crate::domain::TimeBounds`])
+    /// check and what time-partitioned tables are partitioned by.
+    fn occurred_at(&self) -> Timestamp;
 }
 
 macro_rules! event {
     ($ty:ty, $topic:expr, $file:literal, |$s:ident| $key:expr) => {
+        event!($ty, $topic, $file, |$s| $key, occurred_at);
+    };
+    ($ty:ty, $topic:expr, $file:literal, |$s:ident| $key:expr, $time:ident) => {
         impl Event for $ty {
             const TOPIC: &'static str = $topic;
             const SCHEMA: &'static str = include_str!(concat!("../avro/", $file));
@@ -33,6 +39,9 @@ macro_rules! event {
             fn key(&self) -> String {
                 let $s = self;
                 $key
+            }
+            fn occurred_at(&self) -> Timestamp {
+                self.$time
             }
         }
     };
@@ -247,7 +256,8 @@ event!(
     VideoFetched,
     topics::VIDEOS_FETCHED,
     "video_fetched.avsc",
-    |e| e.video_id.clone()
+    |e| e.video_id.clone(),
+    fetched_at
 );
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,6 +48,18 @@ impl AnyEvent {
         }
     }
 
+    fn within_time_bounds(&self, state: &AppState) -> Result<(), ApiError> {
+        use super::within_time_bounds as check;
+        match self {
+            AnyEvent::Playback(e) => check(state, e),
+            AnyEvent::Position(e) => check(state, e),
+            AnyEvent::Viewing(e) => check(state, e),
+            AnyEvent::Rating(e) => check(state, e),
+            AnyEvent::Favourite(e) => check(state, e),
+            AnyEvent::User(e) => check(state, e),
+        }
+    }
+
     fn event_id(&self) -> String {
         match self {
             AnyEvent::Playback(e) => e.event_id().to_string(),
@@ -231,6 +243,7 @@ pub async fn batch(
         .into_iter()
         .map(|v| {
             let event = parse_item(v)?;
+            event.within_time_bounds(&state)?;
             if let Some(user) = event.user() {
                 caller.may_act_for(user)?;
             }

@@ -225,12 +225,28 @@ pub struct Accepted {
     pub event_id: String,
 }
 
+/// Refuses an event whose time is outside the time bounds (too old, or ahead of our clock), naming
+/// the field the client sent it in.
+pub(crate) fn within_time_bounds<E: Event>(state: &AppState, event: &E) -> Result<(), ApiError> {
+    let field = if E::TOPIC == schemas::topics::USER_EVENTS {
+        "timestamp"
+    } else {
+        "occurred_at"
+    };
+    state
+        .limits
+        .time_bounds
+        .check(field, event.occurred_at(), Timestamp::now())
+        .map_err(ApiError::from)
+}
+
 /// Produces `event` with the request's trace headers; 202 once Kafka acknowledged.
 pub(crate) async fn produce<E: Event>(
     state: &AppState,
     req: &HttpRequest,
     event: E,
 ) -> Result<HttpResponse, ApiError> {
+    within_time_bounds(state, &event)?;
     let trace = TraceContext::of(req);
     state.producer.send(&event, &trace.kafka_headers()).await?;
     Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "event_id": event.event_id()})))

@@ -63,9 +63,14 @@ fn spawn_sink<E: MongoDoc>(
     let sink = MongoSink::<E>::new(db.clone());
     let mut stop = stopped.clone();
     sinks.spawn(async move {
-        consumers::run(runtime, codec, sink, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
+        consumers::run(
+            runtime,
+            codec,
+            sink,
+            common::shutdown::Shutdown::when(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }),
+        )
         .await
         .unwrap();
     });
@@ -116,8 +121,11 @@ impl Docs {
     }
 }
 
+/// Versions a day ago plus `ms` (inside the time bounds, in order).
 fn at(ms: i64) -> Value {
-    json!(1_790_000_000_000i64 + ms)
+    static DAY_AGO: std::sync::LazyLock<i64> =
+        std::sync::LazyLock::new(|| schemas::domain::Timestamp::now().millis() - 86_400_000);
+    json!(*DAY_AGO + ms)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,8 +20,9 @@ async fn accepted(resp: reqwest::Response) -> String {
 async fn movie_viewing_and_playback_position() {
     let app = spawn_app().await;
     let (user, movie) = (new_id(), new_id());
+    let (at_ms, _) = crate::helpers::an_hour_ago();
     let id = accepted(
-        app.post_json("/api/v1/movies/movie-viewing", &json!({"user_id": user, "movie_id": movie, "viewed_seconds": 42, "occurred_at": 1_795_418_337_123_i64}))
+        app.post_json("/api/v1/movies/movie-viewing", &json!({"user_id": user, "movie_id": movie, "viewed_seconds": 42, "occurred_at": at_ms + 123}))
             .await,
     )
     .await;
@@ -33,7 +34,7 @@ async fn movie_viewing_and_playback_position() {
             e.viewed_seconds,
             e.occurred_at.millis()
         ),
-        (movie.clone(), 42, 1_795_418_337_123)
+        (movie.clone(), 42, at_ms + 123)
     );
 
     let id = accepted(
@@ -70,6 +71,7 @@ async fn movie_viewing_and_playback_position() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ratings_and_favourites() {
     let app = spawn_app().await;
+    let removed_at = crate::helpers::an_hour_ago();
     let (user, movie) = (new_id(), new_id());
     let path = format!("/api/v1/likes/users/{user}/movies/{movie}");
     let id = accepted(app.post_json(&path, &json!({"score": 10})).await).await;
@@ -106,7 +108,7 @@ async fn ratings_and_favourites() {
         app.client
             .delete(app.url(&path))
             .header("x-api-key", crate::helpers::API_KEY)
-            .json(&json!({"occurred_at": "2026-11-23T08:00:00Z"}))
+            .json(&json!({"occurred_at": removed_at.1}))
             .send()
             .await
             .unwrap(),
@@ -118,7 +120,7 @@ async fn ratings_and_favourites() {
     );
     let (_, e) = app.find::<Favourite>(&remove).await.unwrap();
     assert_eq!(e.action, FavouriteAction::Removed);
-    assert_eq!(e.occurred_at.millis(), 1_795_420_800_000);
+    assert_eq!(e.occurred_at.millis(), removed_at.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,10 +222,11 @@ async fn follows_and_posts_take_the_caller_as_the_actor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generic_and_anonymous_events() {
     let app = spawn_app().await;
+    let at = crate::helpers::an_hour_ago();
     let user = new_id();
     let id = accepted(
         app.as_user(Method::POST, "/api/v1/events", &user)
-            .json(&json!({"user_id": user, "timestamp": "2026-11-23T07:00:00Z",
+            .json(&json!({"user_id": user, "timestamp": at.1,
                           "payload": {"event_type": "movie_quality_changed", "from": "720p", "to": "1080p", "auto": true}}))
             .send()
             .await
@@ -235,7 +238,7 @@ async fn generic_and_anonymous_events() {
     assert_eq!(e.event_type, "movie_quality_changed");
     assert_eq!(e.properties.get("to").map(String::as_str), Some("1080p"));
     assert_eq!(e.properties.get("auto").map(String::as_str), Some("true"));
-    assert_eq!(e.occurred_at.millis(), 1_795_417_200_000);
+    assert_eq!(e.occurred_at.millis(), at.0);
 
     // Anonymous: no credentials at all.
     let resp = app

@@ -228,3 +228,10 @@ pub async fn sink_write<E: consumers::sinks::clickhouse::Table>(
         sink.write(chunk).await.unwrap();
     }
 }
+
+/// A time an hour ago on a whole second, as epoch milliseconds and as RFC 3339: inside the time
+/// bounds whenever the tests run (fixed dates would age out of `EVENT_MAX_AGE`).
+pub fn an_hour_ago() -> (i64, String) {
+    let ms = (schemas::domain::Timestamp::now().millis() / 1000 - 3600) * 1000;
+    (ms, api::routes::lists::iso_millis(ms))
+}

@@ -56,9 +56,14 @@ async fn resizing(max_upload: usize) -> Resizing {
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(async move {
-        consumers::run(runtime, codec, sink, async {
-            let _ = stopped.await;
-        })
+        consumers::run(
+            runtime,
+            codec,
+            sink,
+            common::shutdown::Shutdown::when(async move {
+                let _ = stopped.await;
+            }),
+        )
         .await
         .unwrap();
     });

@@ -11,5 +11,6 @@ mod helpers;
 mod images;
 mod playback;
 mod resilience;
+mod time_bounds;
 mod vertical_slice;
 mod videos;

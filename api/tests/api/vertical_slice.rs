@@ -31,9 +31,9 @@ async fn a_posted_playback_event_becomes_a_clickhouse_row() {
         runtime,
         codec,
         ClickHouseSink::<PlaybackEvent>::new(ch.client()),
-        async {
+        common::shutdown::Shutdown::when(async move {
             let _ = stopped.await;
-        },
+        }),
     ));
 
     let user_id = uuid::Uuid::new_v4().to_string();

@@ -2,13 +2,13 @@
 //! events and fetched videos, each topic consumed by its own runtime (consumer group `<CONSUMER_GROUP>.<table>`).
 //! `CLICKHOUSE_SINKS` picks tables (comma-separated; default all).
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+use common::shutdown::Shutdown;
 use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink, Table};
 use consumers::RuntimeConfig;
 use schemas::events::{
     MovieViewing, PlaybackEvent, PlaybackPosition, Rating, UserEvent, VideoFetched,
 };
-use tokio::sync::watch;
 
 const ALL: [&str; 6] = [
     PlaybackEvent::TABLE,
@@ -42,47 +42,43 @@ async fn main() -> anyhow::Result<()> {
         bail!("CONSUMER_TOPIC needs exactly one table in CLICKHOUSE_SINKS");
     }
     let client = ClickHouseConfig::from_env().client();
+    let max_partitions = common::config::env_parse(
+        "CLICKHOUSE_MAX_PARTITIONS_PER_INSERT",
+        consumers::sinks::clickhouse::MAX_PARTITIONS_PER_INSERT,
+    )?;
 
-    // One shutdown signal, fanned out to every runtime.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        common::shutdown::signal().await;
-        let _ = stop_tx.send(true);
-    });
+    let shutdown = Shutdown::on_signal();
     let mut tasks = tokio::task::JoinSet::new();
     for table in tables {
         let mut config = base.clone();
         config.group_id = format!("{}.{table}", base.group_id);
         let codec = codec.clone();
         let client = client.clone();
-        let mut stop = stop_rx.clone();
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
+        let shutdown = shutdown.clone();
+        let sink = (client, max_partitions);
         match table {
-            "playback_events" => tasks.spawn(run::<PlaybackEvent>(config, codec, client, shutdown)),
-            "movie_viewings" => tasks.spawn(run::<MovieViewing>(config, codec, client, shutdown)),
+            "playback_events" => tasks.spawn(run::<PlaybackEvent>(config, codec, sink, shutdown)),
+            "movie_viewings" => tasks.spawn(run::<MovieViewing>(config, codec, sink, shutdown)),
             "playback_positions" => {
-                tasks.spawn(run::<PlaybackPosition>(config, codec, client, shutdown))
+                tasks.spawn(run::<PlaybackPosition>(config, codec, sink, shutdown))
             }
-            "ratings" => tasks.spawn(run::<Rating>(config, codec, client, shutdown)),
-            "videos" => tasks.spawn(run::<VideoFetched>(config, codec, client, shutdown)),
-            _ => tasks.spawn(run::<UserEvent>(config, codec, client, shutdown)),
+            "ratings" => tasks.spawn(run::<Rating>(config, codec, sink, shutdown)),
+            "videos" => tasks.spawn(run::<VideoFetched>(config, codec, sink, shutdown)),
+            _ => tasks.spawn(run::<UserEvent>(config, codec, sink, shutdown)),
         };
     }
-    while let Some(done) = tasks.join_next().await {
-        done.context("sink task")??;
-    }
-    Ok(())
+    // One runtime failing (its final batch not written) stops the others and the process.
+    common::shutdown::join_all(tasks, &shutdown).await
 }
 
 async fn run<E: Table>(
     config: RuntimeConfig,
     codec: schemas::Codec,
-    client: clickhouse::Client,
-    shutdown: impl std::future::Future<Output = ()>,
+    (client, max_partitions): (clickhouse::Client, usize),
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let stats = consumers::run(config, codec, ClickHouseSink::<E>::new(client), shutdown).await?;
+    let sink = ClickHouseSink::<E>::new(client).with_max_partitions(max_partitions);
+    let stats = consumers::run(config, codec, sink, shutdown).await?;
     tracing::info!(table = E::TABLE, ?stats, "sink stopped");
     Ok(())
 }

@@ -7,13 +7,13 @@
 //! * `rebuild-followers` rewrites the Redis follow graph from MongoDB (after Redis was lost) and exits.
 
 use anyhow::{bail, Context};
+use common::shutdown::Shutdown;
 use consumers::sinks::feed::{FollowMirror, Planner, ProgressConfig, Worker};
 use consumers::{RuntimeConfig, Sink};
 use futures::TryStreamExt;
 use producers::{EventProducer, ProducerConfig};
 use stores::feeds::{FeedConfig, Feeds, FollowChange};
 use stores::mongo::{FollowDoc, FOLLOWS};
-use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -36,19 +36,12 @@ async fn main() -> anyhow::Result<()> {
     };
     let codec = schemas::Codec::new(&stack.schema_registry_url)?;
     let base = RuntimeConfig::from_env("feed-fanout")?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        common::shutdown::signal().await;
-        let _ = stop_tx.send(true);
-    });
+    let shutdown = Shutdown::on_signal();
     let mut tasks = tokio::task::JoinSet::new();
     for role in roles {
         let mut config = base.clone();
         config.group_id = format!("{}.{role}", base.group_id);
-        let mut stop = stop_rx.clone();
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
+        let shutdown = shutdown.clone();
         let codec = codec.clone();
         match *role {
             "planner" => {
@@ -72,17 +65,14 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    while let Some(done) = tasks.join_next().await {
-        done.context("fan-out task")??;
-    }
-    Ok(())
+    common::shutdown::join_all(tasks, &shutdown).await
 }
 
 async fn run<S: Sink>(
     config: RuntimeConfig,
     codec: schemas::Codec,
     sink: S,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let name = sink.name();
     let stats = consumers::run(config, codec, sink, shutdown).await?;

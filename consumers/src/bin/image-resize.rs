@@ -21,7 +21,13 @@ async fn main() -> anyhow::Result<()> {
     let db = stores::mongo::connect(&stack.mongo_url, &stack.mongo_database).await?;
     let jobs = ImageJobs::new(db.clone(), BlobStore::from_env(&db)?);
     let worker = ResizeWorker::new(jobs, ImageLimits::from_env()?, ttl);
-    let stats = consumers::run(config, codec, worker, common::shutdown::signal()).await?;
+    let stats = consumers::run(
+        config,
+        codec,
+        worker,
+        common::shutdown::Shutdown::on_signal(),
+    )
+    .await?;
     tracing::info!(?stats, "image-resize stopped");
     Ok(())
 }

@@ -2,11 +2,11 @@
 //! (consumer group `<CONSUMER_GROUP>.<collection>`). `MONGO_SINKS` picks collections
 //! (comma-separated; default all).
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+use common::shutdown::Shutdown;
 use consumers::sinks::mongo::{MongoDoc, MongoSink};
 use consumers::RuntimeConfig;
 use schemas::events::{Favourite, Follow, Rating};
-use tokio::sync::watch;
 
 const ALL: [&str; 3] = [
     Rating::COLLECTION,
@@ -38,36 +38,27 @@ async fn main() -> anyhow::Result<()> {
     }
     let db = stores::mongo::connect(&stack.mongo_url, &stack.mongo_database).await?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        common::shutdown::signal().await;
-        let _ = stop_tx.send(true);
-    });
+    let shutdown = Shutdown::on_signal();
     let mut tasks = tokio::task::JoinSet::new();
     for collection in collections {
         let mut config = base.clone();
         config.group_id = format!("{}.{collection}", base.group_id);
-        let (codec, db, mut stop) = (codec.clone(), db.clone(), stop_rx.clone());
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
+        let (codec, db, shutdown) = (codec.clone(), db.clone(), shutdown.clone());
         match collection {
             "ratings" => tasks.spawn(run::<Rating>(config, codec, db, shutdown)),
             "favourites" => tasks.spawn(run::<Favourite>(config, codec, db, shutdown)),
             _ => tasks.spawn(run::<Follow>(config, codec, db, shutdown)),
         };
     }
-    while let Some(done) = tasks.join_next().await {
-        done.context("sink task")??;
-    }
-    Ok(())
+    // One runtime failing (its final batch not written) stops the others and the process.
+    common::shutdown::join_all(tasks, &shutdown).await
 }
 
 async fn run<E: MongoDoc>(
     config: RuntimeConfig,
     codec: schemas::Codec,
     db: mongodb::Database,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let stats = consumers::run(config, codec, MongoSink::<E>::new(db), shutdown).await?;
     tracing::info!(collection = E::COLLECTION, ?stats, "sink stopped");

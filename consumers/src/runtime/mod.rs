@@ -1,45 +1,60 @@
 //! The shared consumer runtime. A sink implements [`Sink`]; [`run`] does everything else:
 //!
-//! * consume the sink's topic in a consumer group, decode each record through the registry;
+//! * consume the sink's topic in a consumer group, decode each record through the registry (a
+//!   registry outage is waited out: the record is fine, the registry is not);
+//! * refuse records outside the time bounds ([`TimeBounds`], against when each was produced);
 //! * batch by rows, bytes and time;
-//! * write the batch, retrying transient failures with backoff (an offset never moves on a
-//!   retriable error);
-//! * send undecodable records and records the sink rejects to the dead-letter topic, with the cause
-//!   in headers, and go on;
-//! * commit, per partition, the offset after the last record of the batch — only once the batch is
-//!   written and its dead letters acknowledged;
+//! * dead-letter the batch's undecodable and out-of-bounds records *before* writing its rows, so
+//!   no written-through mark can ever hide a record that was not dead-lettered;
+//! * write the batch; a transient failure is retried with jittered backoff while the consumer keeps
+//!   polling with its partitions paused (the group is never lost to `max.poll.interval.ms`); a
+//!   permanent one is isolated by splitting the batch until the refused records are found, each
+//!   dead-lettered with the sink's reason before anything after it is written;
+//! * commit, per partition, the offset after the last record accounted for (written, dead-lettered
+//!   or already written before) — never past a record that is none of these;
 //! * on a rebalance, drop the pending records of revoked partitions (their new owner re-reads them
-//!   from the committed offset), and on shutdown write the pending batch, commit and return.
+//!   from the committed offset); on shutdown, write the pending batch and commit; a final batch that
+//!   cannot be written makes [`run`] return an error (and the binary exit non-zero).
 
 mod consumer;
 pub mod dead_letter;
+mod flush;
 mod metrics;
+mod pending;
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use common::backoff::Backoff;
+use common::shutdown::Shutdown;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{Message, OwnedMessage};
+use schemas::domain::{TimeBounds, Timestamp};
 use schemas::{Codec, CodecError, Event};
-use tracing::Instrument;
 
-use crate::runtime::consumer::{build_consumer, RebalanceLog};
-use crate::runtime::dead_letter::{header, DeadLetter, DeadLetters};
+use crate::runtime::consumer::{build_consumer, RebalanceLog, RuntimeConsumer};
+use crate::runtime::dead_letter::{header, DeadLetters};
 use crate::runtime::metrics::SinkMetrics;
+use crate::runtime::pending::{DeadLetter, Pending, Source};
 
 /// What a sink says about a batch it could not fully write.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SinkError {
-    /// Nothing is known to be written; the whole batch is retried (sinks are idempotent, so a batch
-    /// that was in fact written is harmless to write again).
-    #[error("retriable: {0}")]
-    Retriable(String),
-    /// These items (by index in the batch) can never be written; the rest were written.
+    /// The database or the network is in a state that passes (down, overloaded, timed out):
+    /// nothing is known to be written; the same batch is retried after a backoff (sinks are
+    /// idempotent, so a batch that was in fact written is harmless to write again).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// The data itself is refused and would be again (a type or range error, a constraint): the
+    /// sink cannot tell which record, so the runtime splits the batch until it finds out; nothing
+    /// of the batch was written.
+    #[error("permanent: {0}")]
+    Permanent(String),
+    /// These items (by index in the batch) can never be written, with the database's reason; the
+    /// rest were written.
     #[error("{} item(s) rejected", .0.len())]
     Rejected(Vec<(usize, String)>),
 }
@@ -65,6 +80,9 @@ pub trait Sink: Send + Sync + 'static {
     /// The highest offset of `partition` already written, for sinks that store the offset with
     /// each row: the runtime skips records up to it when it (re)gains the partition, so a batch
     /// written just before a crash is not written again. `None`: nothing written, or not tracked.
+    /// A sink that tracks it must write a batch's records in offset order per partition, so that
+    /// everything below the mark is written (the runtime dead-letters refused records before it
+    /// writes what follows them).
     fn written_through(
         &self,
         partition: i32,
@@ -88,11 +106,15 @@ pub struct RuntimeConfig {
     pub session_timeout_ms: u32,
     /// How often librdkafka reports statistics (the lag metric); zero turns them off.
     pub stats_interval: Duration,
+    /// Events outside these are dead-lettered (`EVENT_MAX_AGE`, `EVENT_MAX_CLOCK_SKEW`).
+    pub time_bounds: TimeBounds,
+    /// How long the batch pending at shutdown may take to write (`SHUTDOWN_FLUSH_TIMEOUT`).
+    pub final_flush_timeout: Duration,
 }
 
 impl RuntimeConfig {
     pub fn from_env(default_group: &str) -> Result<Self, common::config::ConfigError> {
-        use common::config::{env_or, env_parse};
+        use common::config::{env_duration, env_or, env_parse};
         Ok(Self {
             brokers: common::config::StackConfig::from_env().kafka_brokers,
             group_id: env_or("CONSUMER_GROUP", default_group),
@@ -105,8 +127,33 @@ impl RuntimeConfig {
             max_wait: Duration::from_millis(env_parse("BATCH_MAX_WAIT_MS", 200)?),
             session_timeout_ms: env_parse("KAFKA_SESSION_TIMEOUT_MS", 6000)?,
             stats_interval: Duration::from_millis(env_parse("CONSUMER_STATS_INTERVAL_MS", 5000)?),
+            time_bounds: time_bounds_from_env()?,
+            final_flush_timeout: env_duration("SHUTDOWN_FLUSH_TIMEOUT", Duration::from_secs(30))?,
         })
     }
+
+    /// Test and bench settings: the given topics and group, small batches, default bounds.
+    pub fn local(brokers: &str, group_id: &str, topic: &str, dead_letter_topic: &str) -> Self {
+        Self {
+            brokers: brokers.to_string(),
+            group_id: group_id.to_string(),
+            topic: Some(topic.to_string()),
+            dead_letter_topic: dead_letter_topic.to_string(),
+            max_rows: 100,
+            max_bytes: 1 << 20,
+            max_wait: Duration::from_millis(100),
+            session_timeout_ms: 6000,
+            stats_interval: Duration::from_millis(500),
+            time_bounds: TimeBounds::default(),
+            final_flush_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The time bounds from `EVENT_MAX_AGE` and `EVENT_MAX_CLOCK_SKEW`.
+pub fn time_bounds_from_env() -> Result<TimeBounds, common::config::ConfigError> {
+    let (age, skew) = common::config::event_time_bounds()?;
+    Ok(TimeBounds::new(age, skew))
 }
 
 /// Counters of one running consumer (the same figures go to the Prometheus metrics).
@@ -120,56 +167,26 @@ pub struct Stats {
     pub batches: AtomicU64,
 }
 
-struct Pending<E> {
-    events: Vec<Record<E>>,
-    dead: Vec<DeadLetter>,
-    bytes: usize,
-    /// The next offset to commit per partition: after the last record seen in this batch.
-    next_offsets: HashMap<i32, i64>,
-    started: Option<Instant>,
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("kafka: {0}")]
+    Kafka(String),
+    /// Shutdown came while a batch could not be written (nothing of it was committed; it is read
+    /// again on the next start).
+    #[error("stopped with {0} record(s) not written; they are read again on the next start")]
+    Unflushed(usize),
 }
 
-impl<E> Pending<E> {
-    fn new() -> Self {
-        Self {
-            events: Vec::new(),
-            dead: Vec::new(),
-            bytes: 0,
-            next_offsets: HashMap::new(),
-            started: None,
-        }
-    }
+/// Why a wait ended early: shutdown (for a batch being written: the shutdown flush timeout).
+struct Stopped;
 
-    fn is_empty(&self) -> bool {
-        self.next_offsets.is_empty()
-    }
-
-    fn note(&mut self, partition: i32, offset: i64, bytes: usize) {
-        self.started.get_or_insert_with(Instant::now);
-        self.bytes += bytes;
-        self.next_offsets.insert(partition, offset + 1);
-    }
-
-    /// Forgets everything from partitions this consumer no longer owns.
-    fn drop_partitions(&mut self, revoked: &[i32]) {
-        if revoked.is_empty() {
-            return;
-        }
-        self.events.retain(|r| !revoked.contains(&r.partition));
-        self.dead.retain(|d| !revoked.contains(&d.partition));
-        self.next_offsets.retain(|p, _| !revoked.contains(p));
-        if self.is_empty() {
-            self.started = None;
-        }
-    }
-}
-
-/// Runs `sink` until `shutdown` resolves; then writes what is pending, commits and returns.
+/// Runs `sink` until `shutdown` fires; then writes what is pending, commits and returns. An error
+/// if the pending batch could not be written by `final_flush_timeout`.
 pub async fn run<S: Sink>(
     config: RuntimeConfig,
     codec: Codec,
     sink: S,
-    shutdown: impl Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> Result<Arc<Stats>, RuntimeError> {
     let topic = config
         .topic
@@ -182,177 +199,185 @@ pub async fn run<S: Sink>(
         .subscribe(&[&topic])
         .map_err(|e| RuntimeError::Kafka(e.to_string()))?;
     let dead_letters = DeadLetters::new(&config, sink.name())?;
-    let stats = Arc::new(Stats::default());
     tracing::info!(sink = sink.name(), %topic, group = %config.group_id, "consumer started");
+    let mut runner = Runner {
+        stats: Arc::new(Stats::default()),
+        config,
+        codec,
+        sink,
+        topic,
+        consumer,
+        rebalances,
+        dead_letters,
+        metrics,
+        shutdown,
+        deadline: None,
+        early: VecDeque::new(),
+        paused: false,
+    };
+    runner.run().await
+}
 
-    let mut pending = Pending::<S::Event>::new();
-    // Per partition, the offset the sink has already written through (see `Sink::written_through`).
-    let mut marks: HashMap<i32, Option<i64>> = HashMap::new();
-    tokio::pin!(shutdown);
-    'run: loop {
+struct Runner<S: Sink> {
+    config: RuntimeConfig,
+    codec: Codec,
+    sink: S,
+    topic: String,
+    consumer: RuntimeConsumer,
+    rebalances: RebalanceLog,
+    dead_letters: DeadLetters,
+    stats: Arc<Stats>,
+    metrics: SinkMetrics,
+    shutdown: Shutdown,
+    /// Once shutdown fired: when the batch being written must be done.
+    deadline: Option<Instant>,
+    /// Records received while the partitions were paused, to be handled before polling again.
+    early: VecDeque<OwnedMessage>,
+    paused: bool,
+}
+
+impl<S: Sink> Runner<S> {
+    async fn run(&mut self) -> Result<Arc<Stats>, RuntimeError> {
+        let mut pending = Pending::<S::Event>::new();
+        // Per partition, the offset the sink has already written through.
+        let mut marks: HashMap<i32, Option<i64>> = HashMap::new();
+        loop {
+            let next = match self.early.pop_front() {
+                Some(msg) => Some(msg),
+                None => self.poll(&pending).await,
+            };
+            if self.shutdown.is_triggered() {
+                // A record taken but not accounted for is simply not committed.
+                break;
+            }
+            self.forget_revoked(&mut pending, &mut marks);
+            if let Some(msg) = next {
+                if self.handle(msg, &mut pending, &mut marks).await.is_err() {
+                    break;
+                }
+            }
+            self.forget_revoked(&mut pending, &mut marks);
+            let full = pending.events.len() >= self.config.max_rows
+                || pending.bytes >= self.config.max_bytes;
+            let due = pending
+                .started
+                .is_some_and(|s| s.elapsed() >= self.config.max_wait);
+            if !pending.is_empty() && (full || due) {
+                let batch = std::mem::replace(&mut pending, Pending::new());
+                let rows = batch.events.len();
+                if self.flush(batch).await.is_err() {
+                    tracing::warn!(
+                        sink = self.sink.name(),
+                        rows,
+                        "shut down while a batch could not be written; nothing of it committed"
+                    );
+                    return Err(RuntimeError::Unflushed(rows));
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let rows = pending.events.len() + pending.dead.len();
+            let timeout = self.config.final_flush_timeout;
+            self.deadline
+                .get_or_insert_with(|| Instant::now() + timeout);
+            if self.flush(pending).await.is_err() {
+                tracing::error!(
+                    sink = self.sink.name(),
+                    rows,
+                    "the batch pending at shutdown could not be written; nothing of it committed"
+                );
+                return Err(RuntimeError::Unflushed(rows));
+            }
+        }
+        tracing::info!(sink = self.sink.name(), "consumer stopped");
+        Ok(self.stats.clone())
+    }
+
+    /// The next record, or `None` when the batch is due or shutdown fired.
+    async fn poll(&mut self, pending: &Pending<S::Event>) -> Option<OwnedMessage> {
         let deadline = pending
             .started
-            .map(|s| s + config.max_wait)
+            .map(|s| s + self.config.max_wait)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            _ = tokio::time::sleep_until(deadline.into()) => {}
-            msg = consumer.recv() => match msg {
-                Ok(msg) => {
-                    forget_revoked(&rebalances, &mut pending, &mut marks);
-                    stats.consumed.fetch_add(1, Ordering::Relaxed);
-                    metrics.consumed.inc();
-                    let partition = msg.partition();
-                    if let Entry::Vacant(slot) = marks.entry(partition) {
-                        match load_mark(&sink, &consumer, &topic, partition, &mut shutdown).await {
-                            Some(mark) => slot.insert(mark),
-                            None => break 'run,
-                        };
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.wait() => return None,
+                _ = tokio::time::sleep_until(deadline.into()) => return None,
+                msg = self.consumer.recv() => match msg {
+                    Ok(msg) => return Some(msg.detach()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "kafka consumer error");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    if marks[&partition].is_some_and(|mark| msg.offset() <= mark) {
-                        // Written before a crash or a rebalance: only its offset is left to commit.
-                        pending.note(partition, msg.offset(), 0);
-                        stats.skipped.fetch_add(1, Ordering::Relaxed);
-                        metrics.skipped.inc();
-                    } else {
-                        accept(&codec, &msg, &mut pending, &mut shutdown).await;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "kafka consumer error");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-        }
-        forget_revoked(&rebalances, &mut pending, &mut marks);
-        let full = pending.events.len() >= config.max_rows || pending.bytes >= config.max_bytes;
-        let due = pending
-            .started
-            .is_some_and(|s| s.elapsed() >= config.max_wait);
-        if !pending.is_empty() && (full || due) {
-            let batch = std::mem::replace(&mut pending, Pending::new());
-            if !flush(
-                &sink,
-                &topic,
-                &consumer,
-                &dead_letters,
-                (&stats, &metrics),
-                batch,
-                &mut shutdown,
-            )
-            .await
-            {
-                // Shut down while the batch could not be written: commit nothing of it.
-                return Ok(stats);
+                },
             }
         }
     }
-    if !pending.is_empty() {
-        // Shutting down: write the pending batch (no retries beyond the first failure).
-        let never = std::future::pending::<()>();
-        tokio::pin!(never);
-        let _ = tokio::time::timeout(
-            Duration::from_secs(30),
-            flush(
-                &sink,
-                &topic,
-                &consumer,
-                &dead_letters,
-                (&stats, &metrics),
-                pending,
-                &mut never,
-            ),
-        )
-        .await;
-    }
-    tracing::info!(sink = sink.name(), "consumer stopped");
-    Ok(stats)
-}
 
-/// Drops what the consumer no longer owns: pending records and written-through marks.
-fn forget_revoked<E>(
-    rebalances: &RebalanceLog,
-    pending: &mut Pending<E>,
-    marks: &mut HashMap<i32, Option<i64>>,
-) {
-    let revoked = rebalances.take_revoked();
-    pending.drop_partitions(&revoked);
-    for p in revoked {
-        marks.remove(&p);
-    }
-}
-
-/// Asks the sink how far `partition` is written, retrying while the sink is unreachable.
-/// `None` when shutdown came first.
-async fn load_mark<S: Sink>(
-    sink: &S,
-    consumer: &consumer::RuntimeConsumer,
-    topic: &str,
-    partition: i32,
-    shutdown: &mut (impl Future<Output = ()> + Unpin),
-) -> Option<Option<i64>> {
-    let mut backoff = Backoff::new();
-    loop {
-        match sink.written_through(partition).await {
-            Ok(None) => return Some(None),
-            Ok(Some(mark)) => {
-                // A mark at or past the partition's end means the topic was created again (a local
-                // memory broker restarted): its offsets start over and the mark says nothing.
-                let high = consumer
-                    .fetch_watermarks(topic, partition, Duration::from_secs(5))
-                    .map(|(_, high)| high);
-                if let Ok(high) = high {
-                    if mark >= high {
-                        tracing::warn!(
-                            partition,
-                            mark,
-                            high,
-                            "written-through mark is past the partition's end; ignoring it"
-                        );
-                        return Some(None);
-                    }
-                }
-                tracing::info!(
-                    partition,
-                    mark,
-                    "resuming after the sink's written-through mark"
-                );
-                return Some(Some(mark));
+    /// Accounts for one record: skipped (already written), dead-lettered, or decoded into the batch.
+    async fn handle(
+        &mut self,
+        msg: OwnedMessage,
+        pending: &mut Pending<S::Event>,
+        marks: &mut HashMap<i32, Option<i64>>,
+    ) -> Result<(), Stopped> {
+        self.stats.consumed.fetch_add(1, Ordering::Relaxed);
+        self.metrics.consumed.inc();
+        let partition = msg.partition();
+        let mark = match marks.get(&partition) {
+            Some(mark) => *mark,
+            None => {
+                // Asked once per partition gained (the await keeps the map unborrowed meanwhile).
+                let mark = self.load_mark(partition).await?;
+                *marks.entry(partition).or_insert(mark)
             }
-            Err(e) => {
-                tracing::warn!(partition, error = %e, "reading the sink's written-through mark; retrying");
-                tokio::select! {
-                    _ = &mut *shutdown => return None,
-                    _ = backoff.wait() => {}
-                }
-            }
+        };
+        if mark.is_some_and(|mark| msg.offset() <= mark) {
+            // Written before a crash or a rebalance: only its offset is left to commit.
+            pending.note(partition, msg.offset(), 0);
+            self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.skipped.inc();
+            return Ok(());
         }
+        self.accept(msg, pending).await
     }
-}
 
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error("kafka: {0}")]
-    Kafka(String),
-}
-
-/// Decodes one record into the pending batch, or into its dead letters. A registry outage is
-/// waited out here (retry with backoff): the record is fine, the registry is not.
-async fn accept<E: Event>(
-    codec: &Codec,
-    msg: &BorrowedMessage<'_>,
-    pending: &mut Pending<E>,
-    shutdown: &mut (impl Future<Output = ()> + Unpin),
-) {
-    let payload = msg.payload().unwrap_or_default();
-    pending.note(msg.partition(), msg.offset(), payload.len());
-    let mut backoff = Backoff::new();
-    loop {
-        match codec.decode::<E>(payload).await {
+    /// Decodes one record into the pending batch, or into its dead letters. The offset is noted
+    /// only once the record is one or the other.
+    async fn accept(
+        &mut self,
+        msg: OwnedMessage,
+        pending: &mut Pending<S::Event>,
+    ) -> Result<(), Stopped> {
+        let payload = msg.payload().unwrap_or_default();
+        let mut backoff = Backoff::default();
+        let decoded = loop {
+            match self.codec.decode::<S::Event>(payload).await {
+                Err(CodecError::Unavailable(e)) => {
+                    tracing::warn!(error = %e, "schema registry unavailable; retrying");
+                    self.wait(backoff.next_delay(), false).await?;
+                }
+                other => break other,
+            }
+        };
+        let produced = msg
+            .timestamp()
+            .to_millis()
+            .and_then(|ms| Timestamp::from_millis("timestamp", ms).ok())
+            .unwrap_or_else(Timestamp::now);
+        let checked = decoded.map_err(|e| e.to_string()).and_then(|event| {
+            self.config
+                .time_bounds
+                .check("occurred_at", event.occurred_at(), produced)
+                .map(|()| event)
+                .map_err(|e| e.to_string())
+        });
+        pending.note(msg.partition(), msg.offset(), payload.len());
+        match checked {
             Ok(event) => {
                 if tracing::enabled!(tracing::Level::DEBUG) {
-                    let trace = header(msg, "traceparent");
+                    let trace = header(&msg, "traceparent");
                     tracing::debug!(event_id = %event.event_id(), traceparent = ?trace, "consumed");
                 }
                 pending.events.push(Record {
@@ -360,120 +385,125 @@ async fn accept<E: Event>(
                     partition: msg.partition(),
                     offset: msg.offset(),
                 });
-                return;
+                pending.sources.push(Source::of(&msg));
             }
-            Err(CodecError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "schema registry unavailable; retrying");
-                tokio::select! {
-                    _ = &mut *shutdown => return,
-                    _ = backoff.wait() => {}
+            Err(error) => pending.dead.push(DeadLetter {
+                source: Source::of(&msg),
+                error,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Asks the sink how far `partition` is written, retrying while the sink is unreachable.
+    async fn load_mark(&mut self, partition: i32) -> Result<Option<i64>, Stopped> {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.sink.written_through(partition).await {
+                Ok(None) => return Ok(None),
+                Ok(Some(mark)) => {
+                    // A mark at or past the partition's end means the topic was created again (a
+                    // local memory broker restarted): its offsets start over and the mark says
+                    // nothing.
+                    let high = self
+                        .consumer
+                        .fetch_watermarks(&self.topic, partition, Duration::from_secs(5))
+                        .map(|(_, high)| high);
+                    if let Ok(high) = high {
+                        if mark >= high {
+                            tracing::warn!(
+                                partition,
+                                mark,
+                                high,
+                                "written-through mark is past the partition's end; ignoring it"
+                            );
+                            return Ok(None);
+                        }
+                    }
+                    tracing::info!(
+                        partition,
+                        mark,
+                        "resuming after the sink's written-through mark"
+                    );
+                    return Ok(Some(mark));
                 }
-            }
-            Err(e) => {
-                pending
-                    .dead
-                    .push(DeadLetter::from_message(msg, e.to_string()));
-                return;
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "reading the sink's written-through mark; retrying");
+                    self.wait(backoff.next_delay(), false).await?;
+                }
             }
         }
     }
-}
 
-/// Writes one batch and commits it. Returns false if shutdown came while it could not be written.
-async fn flush<S: Sink>(
-    sink: &S,
-    topic: &str,
-    consumer: &consumer::RuntimeConsumer,
-    dead_letters: &DeadLetters,
-    (stats, metrics): (&Stats, &SinkMetrics),
-    mut batch: Pending<S::Event>,
-    shutdown: &mut (impl Future<Output = ()> + Unpin),
-) -> bool {
-    let span = tracing::info_span!("batch", sink = sink.name(), rows = batch.events.len());
-    async {
-        let started = Instant::now();
-        let mut backoff = Backoff::new();
-        let mut rejected = 0;
-        if !batch.events.is_empty() {
-            loop {
-                match sink.write(&batch.events).await {
-                    Ok(()) => break,
-                    Err(SinkError::Rejected(items)) => {
-                        rejected = items.len();
-                        for (i, reason) in items {
-                            let (p, o) = (batch.events[i].partition, batch.events[i].offset);
-                            batch.dead.push(DeadLetter::rejected(topic, p, o, reason));
-                        }
-                        break;
-                    }
-                    Err(SinkError::Retriable(e)) => {
-                        tracing::warn!(error = %e, "write failed; retrying");
-                        metrics.retries.inc();
-                        tokio::select! {
-                            _ = &mut *shutdown => return false,
-                            _ = backoff.wait() => {}
-                        }
-                    }
+    /// Drops what the consumer no longer owns: pending records and written-through marks.
+    fn forget_revoked(
+        &mut self,
+        pending: &mut Pending<S::Event>,
+        marks: &mut HashMap<i32, Option<i64>>,
+    ) {
+        let revoked = self.rebalances.take_revoked();
+        if revoked.is_empty() {
+            return;
+        }
+        pending.drop_partitions(&revoked);
+        self.early.retain(|m| !revoked.contains(&m.partition()));
+        for p in revoked {
+            marks.remove(&p);
+        }
+    }
+
+    /// Waits `delay` before a retry while keeping the group: the assigned partitions are paused
+    /// and the consumer keeps polling (a record that was already on its way is kept for later).
+    /// `Err` once shutdown fired — at once for a record being decoded (it is read again on the next
+    /// start), after `final_flush_timeout` for a batch being written (`flushing`).
+    async fn wait(&mut self, delay: Duration, flushing: bool) -> Result<(), Stopped> {
+        if !self.paused {
+            if let Ok(assigned) = self.consumer.assignment() {
+                if let Err(e) = self.consumer.pause(&assigned) {
+                    tracing::warn!(error = %e, "pausing partitions for a retry");
                 }
             }
+            self.paused = true;
         }
-        let dead = batch.dead.len() as u64;
-        let mut backoff = Backoff::new();
-        while let Err(e) = dead_letters.send_all(&batch.dead).await {
-            tracing::warn!(error = %e, "dead-letter write failed; retrying");
+        let until = Instant::now() + delay;
+        loop {
+            if self.shutdown.is_triggered() {
+                if !flushing {
+                    return Err(Stopped);
+                }
+                let timeout = self.config.final_flush_timeout;
+                let deadline = *self
+                    .deadline
+                    .get_or_insert_with(|| Instant::now() + timeout);
+                if Instant::now() >= deadline {
+                    return Err(Stopped);
+                }
+            }
+            let wake = self.deadline.map_or(until, |d| d.min(until));
             tokio::select! {
-                _ = &mut *shutdown => return false,
-                _ = backoff.wait() => {}
+                biased;
+                _ = self.shutdown.wait(), if !self.shutdown.is_triggered() => {}
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    if Instant::now() >= until {
+                        return Ok(());
+                    }
+                }
+                msg = self.consumer.recv() => match msg {
+                    Ok(msg) => self.early.push_back(msg.detach()),
+                    Err(e) => tracing::debug!(error = %e, "kafka consumer error while paused"),
+                },
             }
         }
-        let mut tpl = TopicPartitionList::new();
-        for (p, next) in &batch.next_offsets {
-            let _ = tpl.add_partition_offset(topic, *p, Offset::Offset(*next));
-        }
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-            // The rows are written; a lost commit only means they are read (and deduplicated) again.
-            tracing::warn!(error = %e, "offset commit failed");
-        }
-        let written = (batch.events.len() - rejected) as u64;
-        stats.written.fetch_add(written, Ordering::Relaxed);
-        stats.dead_lettered.fetch_add(dead, Ordering::Relaxed);
-        stats.batches.fetch_add(1, Ordering::Relaxed);
-        metrics.written.inc_by(written);
-        metrics.dead_lettered.inc_by(dead);
-        if let Some(first) = batch.started {
-            metrics.batch_seconds.observe(first.elapsed().as_secs_f64());
-        }
-        tracing::debug!(
-            written,
-            dead,
-            ms = started.elapsed().as_millis() as u64,
-            "batch committed"
-        );
-        true
-    }
-    .instrument(span)
-    .await
-}
-
-/// Exponential backoff with jitter: 100 ms doubling up to 5 s.
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self {
-            next: Duration::from_millis(100),
-        }
     }
 
-    async fn wait(&mut self) {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let jitter = 0.5 + f64::from(nanos % 1000) / 1000.0;
-        tokio::time::sleep(self.next.mul_f64(jitter)).await;
-        self.next = (self.next * 2).min(Duration::from_secs(5));
+    /// Resumes the partitions paused by [`Runner::wait`].
+    fn resume(&mut self) {
+        if std::mem::take(&mut self.paused) {
+            if let Ok(assigned) = self.consumer.assignment() {
+                if let Err(e) = self.consumer.resume(&assigned) {
+                    tracing::warn!(error = %e, "resuming partitions after a retry");
+                }
+            }
+        }
     }
 }

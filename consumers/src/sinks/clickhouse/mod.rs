@@ -12,7 +12,7 @@ mod sink;
 
 pub use config::ClickHouseConfig;
 pub use rows::Table;
-pub use sink::ClickHouseSink;
+pub use sink::{insert_runs, ClickHouseSink, MAX_PARTITIONS_PER_INSERT};
 
 /// The DDL of every table this sink owns, for database `db`, in order. Works on ClickHouse 18.16
 /// and on current releases.

@@ -14,6 +14,9 @@ use uuid::Uuid;
 pub trait Table: Event {
     type Row: Row + for<'a> clickhouse::RowWrite<Value<'a> = Self::Row> + Serialize + Send + Sync;
     const TABLE: &'static str;
+    /// Whether the table is partitioned by month of [`Event::occurred_at`] (the sink then keeps
+    /// every INSERT within the server's partition limit).
+    const PARTITIONED: bool = true;
     fn row(&self, partition: i32, offset: i64) -> Self::Row;
 }
 
@@ -223,6 +226,7 @@ pub struct VideoRow {
 impl Table for VideoFetched {
     type Row = VideoRow;
     const TABLE: &'static str = "videos";
+    const PARTITIONED: bool = false;
 
     fn row(&self, partition: i32, offset: i64) -> VideoRow {
         let mut thumbnails: Vec<(&String, &String)> = self.thumbnails.iter().collect();

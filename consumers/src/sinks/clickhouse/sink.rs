@@ -1,4 +1,6 @@
+use std::collections::BTreeSet;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 use clickhouse::Client;
 
@@ -6,9 +8,16 @@ use super::rows::Table;
 use super::service::classify;
 use crate::{Record, Sink, SinkError};
 
-/// Inserts batches of `E` into `E::TABLE` with one RowBinary INSERT per batch.
+/// Current ClickHouse refuses an INSERT whose rows span more partitions than
+/// `max_partitions_per_insert_block` (default 100): `CLICKHOUSE_MAX_PARTITIONS_PER_INSERT`.
+pub const MAX_PARTITIONS_PER_INSERT: usize = 100;
+
+/// Inserts batches of `E` into `E::TABLE`: one RowBinary INSERT per run of consecutive records
+/// that spans at most `max_partitions` of the table's monthly partitions (one INSERT for a batch
+/// of recent events), so no INSERT is refused for its partition count whatever the events' times.
 pub struct ClickHouseSink<E> {
     client: Client,
+    max_partitions: usize,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -16,19 +25,17 @@ impl<E: Table> ClickHouseSink<E> {
     pub fn new(client: Client) -> Self {
         Self {
             client,
+            max_partitions: MAX_PARTITIONS_PER_INSERT,
             _event: PhantomData,
         }
     }
-}
 
-impl<E: Table> Sink for ClickHouseSink<E> {
-    type Event = E;
-
-    fn name(&self) -> &'static str {
-        E::TABLE
+    pub fn with_max_partitions(mut self, max_partitions: usize) -> Self {
+        self.max_partitions = max_partitions.max(2);
+        self
     }
 
-    async fn write(&self, batch: &[Record<E>]) -> Result<(), SinkError> {
+    async fn insert(&self, batch: &[Record<E>]) -> Result<(), SinkError> {
         let mut insert = self
             .client
             .insert::<E::Row>(E::TABLE)
@@ -41,6 +48,69 @@ impl<E: Table> Sink for ClickHouseSink<E> {
                 .map_err(classify)?;
         }
         insert.end().await.map_err(classify)
+    }
+}
+
+/// The month partitions (`toYYYYMM`) a time may fall in on a server in any time zone (UTC-12 to
+/// UTC+14): one or two.
+fn months(ms: i64) -> [u32; 2] {
+    let month = |ms: i64| {
+        let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        t.year() as u32 * 100 + u8::from(t.month()) as u32
+    };
+    [month(ms - 12 * 3_600_000), month(ms + 14 * 3_600_000)]
+}
+
+/// Splits a batch into runs of consecutive records, each spanning at most `max` partitions.
+/// Runs keep the batch's order, so a crash between two INSERTs leaves a written prefix of every
+/// Kafka partition's records (what the written-through mark relies on).
+pub fn insert_runs<E: Table>(batch: &[Record<E>], max: usize) -> Vec<Range<usize>> {
+    if !E::PARTITIONED {
+        #[allow(clippy::single_range_in_vec_init)] // one run: the whole batch
+        return vec![0..batch.len()];
+    }
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut seen = BTreeSet::new();
+    for (i, r) in batch.iter().enumerate() {
+        let m = months(r.event.occurred_at().millis());
+        let new = m.iter().filter(|m| !seen.contains(*m)).count();
+        if seen.len() + new > max && i > start {
+            runs.push(start..i);
+            start = i;
+            seen.clear();
+        }
+        seen.extend(m);
+    }
+    if start < batch.len() {
+        runs.push(start..batch.len());
+    }
+    runs
+}
+
+impl<E: Table> Sink for ClickHouseSink<E> {
+    type Event = E;
+
+    fn name(&self) -> &'static str {
+        E::TABLE
+    }
+
+    async fn write(&self, batch: &[Record<E>]) -> Result<(), SinkError> {
+        let runs = insert_runs(batch, self.max_partitions);
+        if runs.len() > 1 {
+            tracing::debug!(
+                inserts = runs.len(),
+                rows = batch.len(),
+                "batch spans many partitions"
+            );
+        }
+        for run in runs {
+            // A run already inserted before a later one fails is harmless to insert again only
+            // up to the mark; the runtime retries the whole slice, and the mark skips on restart.
+            self.insert(&batch[run]).await?;
+        }
+        Ok(())
     }
 
     async fn written_through(&self, partition: i32) -> Result<Option<i64>, SinkError> {
@@ -55,5 +125,55 @@ impl<E: Table> Sink for ClickHouseSink<E> {
             .await
             .map_err(classify)?;
         Ok((rows > 0).then_some(max as i64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::domain::*;
+    use schemas::events::{PlaybackEvent, PlaybackEventType};
+
+    fn at(ms: i64) -> Record<PlaybackEvent> {
+        Record {
+            event: PlaybackEvent {
+                event_id: EventId::new_random(),
+                user_id: UserId::from_uuid(uuid::Uuid::new_v4()),
+                movie_id: MovieId::from_uuid(uuid::Uuid::new_v4()),
+                event_type: PlaybackEventType::Play,
+                position_ms: PositionMs::parse(0).unwrap(),
+                occurred_at: Timestamp::from_millis("t", ms).unwrap(),
+            },
+            partition: 0,
+            offset: 0,
+        }
+    }
+
+    #[test]
+    fn runs_never_span_more_partitions_than_allowed() {
+        // 1,000 events over 500 distinct months, interleaved.
+        let month_ms = 31 * 86_400_000i64;
+        let batch: Vec<_> = (0..1000)
+            .map(|i| at(((i * 37) % 500) as i64 * month_ms + 15 * 86_400_000))
+            .collect();
+        for max in [2, 10, 100] {
+            let runs = insert_runs(&batch, max);
+            assert_eq!(runs.first().unwrap().start, 0);
+            assert_eq!(runs.last().unwrap().end, batch.len());
+            for w in runs.windows(2) {
+                assert_eq!(w[0].end, w[1].start, "consecutive runs");
+            }
+            for run in &runs {
+                let parts: BTreeSet<u32> = batch[run.clone()]
+                    .iter()
+                    .flat_map(|r| months(r.event.occurred_at.millis()))
+                    .collect();
+                assert!(parts.len() <= max, "{} > {max}", parts.len());
+            }
+        }
+        // Recent events: one INSERT.
+        let now = Timestamp::now().millis();
+        let recent: Vec<_> = (0..1000).map(|i| at(now - i * 1000)).collect();
+        assert_eq!(insert_runs(&recent, 100).len(), 1);
     }
 }

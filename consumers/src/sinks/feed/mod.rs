@@ -24,7 +24,7 @@ pub use progress::ProgressConfig;
 use progress::Tracker;
 
 fn retriable(e: FeedError) -> SinkError {
-    SinkError::Retriable(e.to_string())
+    SinkError::Transient(e.to_string())
 }
 
 /// Follows and unfollows into the Redis follower sets.
@@ -141,7 +141,7 @@ impl Planner {
             self.producer
                 .send(&batch, &[])
                 .await
-                .map_err(|e| SinkError::Retriable(format!("emitting a fan-out page: {e}")))?;
+                .map_err(|e| SinkError::Transient(format!("emitting a fan-out page: {e}")))?;
             page += 1;
             self.tracker.emitted(&post.post_id, page);
             cursor = Some(last);

@@ -21,7 +21,7 @@ pub struct ResizeWorker {
 }
 
 fn retriable(e: impl std::fmt::Display) -> SinkError {
-    SinkError::Retriable(e.to_string())
+    SinkError::Transient(e.to_string())
 }
 
 impl ResizeWorker {
