@@ -295,6 +295,8 @@ impl<S: Sink> Runner<S> {
 
     /// The next record, or `None` when the batch is due or shutdown fired.
     async fn poll(&mut self, pending: &Pending<S::Event>) -> Option<OwnedMessage> {
+        // A wait for the registry or the sink's mark may have paused the partitions.
+        self.resume();
         let deadline = pending
             .started
             .map(|s| s + self.config.max_wait)
