@@ -47,16 +47,24 @@ impl DeadLetters {
     ) -> Result<(), producers::ProduceError> {
         let sends = dead.iter().map(|d| {
             let s = &d.source;
-            let partition = s.partition.to_string();
-            let offset = s.offset.to_string();
-            let source = s.topic.as_str();
+            let partition = s.partition().to_string();
+            let offset = s.offset().to_string();
+            let source = s.topic();
             async move {
-                let mut headers: Vec<(&str, &str)> = s
-                    .headers
-                    .iter()
-                    .filter(|(k, _)| !k.starts_with("dlq."))
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
+                let original: Vec<(&str, String)> = s
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .filter(|h| !h.key.starts_with("dlq."))
+                            .map(|h| {
+                                let value = String::from_utf8_lossy(h.value.unwrap_or_default());
+                                (h.key, value.into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut headers: Vec<(&str, &str)> =
+                    original.iter().map(|(k, v)| (*k, v.as_str())).collect();
                 headers.extend([
                     (H_TOPIC, source),
                     (H_PARTITION, partition.as_str()),
@@ -64,9 +72,9 @@ impl DeadLetters {
                     (H_ERROR, d.error.as_str()),
                     (H_CONSUMER, self.consumer_name.as_str()),
                 ]);
-                tracing::warn!(topic = %source, partition = s.partition, offset = s.offset, error = %d.error, "dead-lettered");
+                tracing::warn!(topic = %source, partition = s.partition(), offset = s.offset(), error = %d.error, "dead-lettered");
                 self.producer
-                    .send(&self.topic, s.key.as_deref(), s.payload.as_deref(), &headers)
+                    .send(&self.topic, s.key(), s.payload(), &headers)
                     .await
             }
         });

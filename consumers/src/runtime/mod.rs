@@ -38,7 +38,7 @@ use schemas::{Codec, CodecError, Event};
 use crate::runtime::consumer::{build_consumer, RebalanceLog, RuntimeConsumer};
 use crate::runtime::dead_letter::{header, DeadLetters};
 use crate::runtime::metrics::SinkMetrics;
-use crate::runtime::pending::{DeadLetter, Pending, Source};
+use crate::runtime::pending::{DeadLetter, Pending};
 
 /// What a sink says about a batch it could not fully write.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -127,7 +127,10 @@ impl RuntimeConfig {
             max_wait: Duration::from_millis(env_parse("BATCH_MAX_WAIT_MS", 200)?),
             session_timeout_ms: env_parse("KAFKA_SESSION_TIMEOUT_MS", 6000)?,
             stats_interval: Duration::from_millis(env_parse("CONSUMER_STATS_INTERVAL_MS", 5000)?),
-            time_bounds: time_bounds_from_env()?,
+            time_bounds: {
+                let (age, skew) = common::config::event_time_bounds()?;
+                TimeBounds::new(age, skew)
+            },
             final_flush_timeout: env_duration("SHUTDOWN_FLUSH_TIMEOUT", Duration::from_secs(30))?,
         })
     }
@@ -148,12 +151,6 @@ impl RuntimeConfig {
             final_flush_timeout: Duration::from_secs(30),
         }
     }
-}
-
-/// The time bounds from `EVENT_MAX_AGE` and `EVENT_MAX_CLOCK_SKEW`.
-pub fn time_bounds_from_env() -> Result<TimeBounds, common::config::ConfigError> {
-    let (age, skew) = common::config::event_time_bounds()?;
-    Ok(TimeBounds::new(age, skew))
 }
 
 /// Counters of one running consumer (the same figures go to the Prometheus metrics).
@@ -263,34 +260,32 @@ impl<S: Sink> Runner<S> {
                 .started
                 .is_some_and(|s| s.elapsed() >= self.config.max_wait);
             if !pending.is_empty() && (full || due) {
-                let batch = std::mem::replace(&mut pending, Pending::new());
-                let rows = batch.events.len();
-                if self.flush(batch).await.is_err() {
-                    tracing::warn!(
-                        sink = self.sink.name(),
-                        rows,
-                        "shut down while a batch could not be written; nothing of it committed"
-                    );
-                    return Err(RuntimeError::Unflushed(rows));
-                }
+                self.flush_or_stop(std::mem::replace(&mut pending, Pending::new()))
+                    .await?;
             }
         }
         if !pending.is_empty() {
-            let rows = pending.events.len() + pending.dead.len();
             let timeout = self.config.final_flush_timeout;
             self.deadline
                 .get_or_insert_with(|| Instant::now() + timeout);
-            if self.flush(pending).await.is_err() {
-                tracing::error!(
-                    sink = self.sink.name(),
-                    rows,
-                    "the batch pending at shutdown could not be written; nothing of it committed"
-                );
-                return Err(RuntimeError::Unflushed(rows));
-            }
+            self.flush_or_stop(pending).await?;
         }
         tracing::info!(sink = self.sink.name(), "consumer stopped");
         Ok(self.stats.clone())
+    }
+
+    /// Flushes `batch`; if shutdown's flush timeout passes first, says so and stops the runtime.
+    async fn flush_or_stop(&mut self, batch: Pending<S::Event>) -> Result<(), RuntimeError> {
+        let rows = batch.events.len() + batch.dead.len();
+        if self.flush(batch).await.is_err() {
+            tracing::error!(
+                sink = self.sink.name(),
+                rows,
+                "shut down while a batch could not be written; nothing of it committed"
+            );
+            return Err(RuntimeError::Unflushed(rows));
+        }
+        Ok(())
     }
 
     /// The next record, or `None` when the batch is due or shutdown fired.
@@ -330,9 +325,10 @@ impl<S: Sink> Runner<S> {
         let mark = match marks.get(&partition) {
             Some(mark) => *mark,
             None => {
-                // Asked once per partition gained (the await keeps the map unborrowed meanwhile).
+                // Asked once per partition gained.
                 let mark = self.load_mark(partition).await?;
-                *marks.entry(partition).or_insert(mark)
+                marks.insert(partition, mark);
+                mark
             }
         };
         if mark.is_some_and(|mark| msg.offset() <= mark) {
@@ -387,12 +383,9 @@ impl<S: Sink> Runner<S> {
                     partition: msg.partition(),
                     offset: msg.offset(),
                 });
-                pending.sources.push(Source::of(&msg));
+                pending.sources.push(msg);
             }
-            Err(error) => pending.dead.push(DeadLetter {
-                source: Source::of(&msg),
-                error,
-            }),
+            Err(error) => pending.dead.push(DeadLetter { source: msg, error }),
         }
         Ok(())
     }

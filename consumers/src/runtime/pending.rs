@@ -1,62 +1,25 @@
-//! The batch being filled: decoded records, the bytes they came as (for a dead letter should the
-//! sink refuse one), the dead letters found while decoding, and the offsets to commit.
+//! The batch being filled: decoded records, the records they came as (key, bytes and headers, for a
+//! dead letter should the sink refuse one, whatever the source topic's retention does later), the
+//! dead letters found while decoding, and the offsets to commit.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Message, OwnedMessage};
 
 use super::Record;
-
-/// Where a record came from and what it was, so a refused record can be dead-lettered whole: its
-/// key, bytes and headers, whatever the source topic's retention does later.
-#[derive(Debug, Clone)]
-pub(crate) struct Source {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Source {
-    pub(crate) fn of<M: Message>(msg: &M) -> Self {
-        let headers = msg
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_string(),
-                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self {
-            topic: msg.topic().to_string(),
-            partition: msg.partition(),
-            offset: msg.offset(),
-            key: msg.key().map(<[u8]>::to_vec),
-            payload: msg.payload().map(<[u8]>::to_vec),
-            headers,
-        }
-    }
-}
 
 /// A record that goes to the dead-letter topic, and why.
 #[derive(Debug, Clone)]
 pub(crate) struct DeadLetter {
-    pub source: Source,
+    pub source: OwnedMessage,
     pub error: String,
 }
 
 pub(crate) struct Pending<E> {
     pub events: Vec<Record<E>>,
     /// `sources[i]` is where `events[i]` came from.
-    pub sources: Vec<Source>,
+    pub sources: Vec<OwnedMessage>,
     /// Records refused before the sink saw them (undecodable, outside the time bounds).
     pub dead: Vec<DeadLetter>,
     pub bytes: usize,
@@ -103,7 +66,8 @@ impl<E> Pending<E> {
         self.events.retain(|_| *k.next().expect("aligned"));
         let mut k = keep.iter();
         self.sources.retain(|_| *k.next().expect("aligned"));
-        self.dead.retain(|d| !revoked.contains(&d.source.partition));
+        self.dead
+            .retain(|d| !revoked.contains(&d.source.partition()));
         self.next_offsets.retain(|p, _| !revoked.contains(p));
         if self.is_empty() {
             self.started = None;
