@@ -52,10 +52,7 @@ impl Settings {
                     "VIDEO_SEARCH_WALK_BUDGET",
                     crate::routes::video_search::WALK_BUDGET,
                 )?,
-                time_bounds: {
-                    let (age, skew) = common::config::event_time_bounds()?;
-                    schemas::domain::TimeBounds::new(age, skew)
-                },
+                time_bounds: common::config::event_time_bounds()?.into(),
             },
             rate_limit: RateLimit {
                 per_second: env_parse("RATE_LIMIT_PER_SECOND", 1000)?,

@@ -264,6 +264,13 @@ impl Default for TimeBounds {
     }
 }
 
+/// From (`EVENT_MAX_AGE`, `EVENT_MAX_CLOCK_SKEW`), as `common::config::event_time_bounds` reads them.
+impl From<(std::time::Duration, std::time::Duration)> for TimeBounds {
+    fn from((max_age, max_skew): (std::time::Duration, std::time::Duration)) -> Self {
+        Self::new(max_age, max_skew)
+    }
+}
+
 impl TimeBounds {
     pub fn new(max_age: std::time::Duration, max_skew: std::time::Duration) -> Self {
         Self {

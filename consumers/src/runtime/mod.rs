@@ -127,10 +127,7 @@ impl RuntimeConfig {
             max_wait: Duration::from_millis(env_parse("BATCH_MAX_WAIT_MS", 200)?),
             session_timeout_ms: env_parse("KAFKA_SESSION_TIMEOUT_MS", 6000)?,
             stats_interval: Duration::from_millis(env_parse("CONSUMER_STATS_INTERVAL_MS", 5000)?),
-            time_bounds: {
-                let (age, skew) = common::config::event_time_bounds()?;
-                TimeBounds::new(age, skew)
-            },
+            time_bounds: common::config::event_time_bounds()?.into(),
             final_flush_timeout: env_duration("SHUTDOWN_FLUSH_TIMEOUT", Duration::from_secs(30))?,
         })
     }

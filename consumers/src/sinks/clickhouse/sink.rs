@@ -31,7 +31,7 @@ impl<E: Table> ClickHouseSink<E> {
     }
 
     pub fn with_max_partitions(mut self, max_partitions: usize) -> Self {
-        self.max_partitions = max_partitions.max(2);
+        self.max_partitions = max_partitions;
         self
     }
 
