@@ -8,4 +8,4 @@ pub mod replay;
 pub mod runtime;
 pub mod sinks;
 
-pub use runtime::{run, Record, RuntimeConfig, Sink, SinkError};
+pub use runtime::{run, Record, RuntimeConfig, Sink, SinkError, Written};

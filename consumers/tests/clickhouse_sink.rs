@@ -278,49 +278,53 @@ async fn rows_land_poison_goes_to_the_dead_letter_topic_and_offsets_are_committe
     f.drop_database().await;
 }
 
+/// The same events written again at other offsets (a client's resend) or at the same ones (a batch
+/// read again after a crash): the sink leaves every one out, no row and no sum changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_written_twice_collapses_to_one_row_per_event() {
+async fn a_batch_written_again_adds_no_row_and_no_sum() {
+    use schemas::events::MovieViewing;
     let f = fixture().await;
-    let events = f.send_events(30).await;
-    let sink = ClickHouseSink::<PlaybackEvent>::new(f.ch.client());
-    use consumers::Sink;
-    // The same events at other offsets (a client's resend): ReplacingMergeTree keeps one each.
-    let first: Vec<Record<PlaybackEvent>> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Record {
-            event: e.clone(),
-            partition: 0,
-            offset: i as i64,
-        })
-        .collect();
-    let resent: Vec<Record<PlaybackEvent>> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Record {
-            event: e.clone(),
-            partition: 1,
-            offset: i as i64,
-        })
-        .collect();
-    sink.write(&first).await.unwrap();
-    sink.write(&resent).await.unwrap();
-    assert_eq!(sink.written_through(0).await.unwrap(), Some(29));
-    assert_eq!(sink.written_through(2).await.unwrap(), None);
     let client = f.ch.client();
-    client
-        .query("OPTIMIZE TABLE playback_events FINAL")
-        .execute()
+    let sink = ClickHouseSink::<MovieViewing>::new(client.clone());
+    use consumers::Sink;
+    let (user, movie) = (
+        UserId::from_uuid(uuid::Uuid::new_v4()),
+        MovieId::from_uuid(uuid::Uuid::new_v4()),
+    );
+    let records = |partition: i32| -> Vec<Record<MovieViewing>> {
+        (0..30)
+            .map(|i| Record {
+                event: MovieViewing {
+                    event_id: EventId::parse(&format!("00000000-0000-4000-8000-{i:012}")).unwrap(),
+                    user_id: user,
+                    movie_id: movie,
+                    viewed_seconds: 10,
+                    occurred_at: Timestamp::from_millis("t", 1_795_000_000_000 + i as i64).unwrap(),
+                },
+                partition,
+                offset: i as i64,
+            })
+            .collect()
+    };
+    assert_eq!(sink.write(&records(0)).await.unwrap().duplicates, 0);
+    assert_eq!(sink.write(&records(0)).await.unwrap().duplicates, 30);
+    assert_eq!(sink.write(&records(1)[5..]).await.unwrap().duplicates, 25);
+    let rows: (u64, u64) = client
+        .query("SELECT (SELECT count() FROM movie_viewings), (SELECT sum(viewed_seconds) FROM watch_time)")
+        .fetch_one()
         .await
         .unwrap();
-    assert_eq!(f.count("FINAL").await, 30);
-    assert_eq!(f.count("").await, 30);
+    assert_eq!(
+        rows,
+        (30, 300),
+        "rows and watch time, without FINAL or a merge"
+    );
     f.drop_database().await;
 }
 
-/// The crash test: 200,000 events flow while the sink binary is SIGKILLed ten times in the
-/// middle of its work and restarted each time; at the end every event is in ClickHouse exactly once
-/// (no FINAL needed) and the watch-time aggregate counts each once.
+/// The crash test: 200,000 events and 1,000 resends of them flow while the sink binary is
+/// SIGKILLed ten times in the middle of its work and restarted each time; at the end every event is
+/// in ClickHouse exactly once (no FINAL needed) and the watch-time aggregate counts each once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_ten_times_mid_stream_loses_and_duplicates_nothing() {
     use schemas::events::MovieViewing;
@@ -355,10 +359,16 @@ async fn sigkill_ten_times_mid_stream_loses_and_duplicates_nothing() {
             occurred_at: Timestamp::now(),
         });
     }
-    for chunk in events.chunks(5000) {
+    // 1,000 resends: 500 in the first chunk with their originals (same batch), 500 of the middle
+    // events after everything (later batches, read by an incarnation after several SIGKILLs).
+    let mut records: Vec<&MovieViewing> = events.iter().collect();
+    let (first, half) = (n.min(5000), n.min(1000) / 2);
+    records.splice(first..first, events[..half].iter());
+    records.extend(&events[n / 2..n / 2 + half]);
+    for chunk in records.chunks(5000) {
         let sends = chunk.iter().map(|e| async {
-            let bytes = f.codec.encode(e).await.unwrap();
-            let key = schemas::Event::key(e);
+            let bytes = f.codec.encode(*e).await.unwrap();
+            let key = schemas::Event::key(*e);
             f.producer
                 .send(&f.topic, Some(key.as_bytes()), Some(&bytes), &[])
                 .await
@@ -717,7 +727,9 @@ async fn a_batch_over_500_months_is_inserted_within_the_partition_limit() {
             .unwrap();
         assert!(partitions <= 100, "{partitions} partitions in one INSERT");
     }
-    assert_eq!(sink.written_through(0).await.unwrap(), Some(999));
+    // Written again (a retry after a later INSERT of the batch failed): nothing added.
+    assert_eq!(sink.write(&batch).await.unwrap().duplicates, 1000);
+    assert_eq!(f.count("").await, 1000);
     f.drop_database().await;
 }
 
@@ -758,5 +770,80 @@ async fn shutdown_during_a_registry_outage_loses_and_duplicates_nothing() {
         events.len() as u64
     );
     assert_eq!(committed(&f).await.values().sum::<i64>(), 50);
+    f.drop_database().await;
+}
+
+/// A sink restarted after its last batch was written but not committed (a crash between the two)
+/// writes nothing again, also when the records reached the broker as multi-record batches: the
+/// local broker then reports a partition's end as the last batch's base offset + 1, so nothing
+/// here may depend on it. The uncommitted state is made by committing offset 0 back for the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_an_uncommitted_write_writes_nothing_again() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let f = fixture().await;
+    let now = Timestamp::now();
+    let events: Vec<PlaybackEvent> = (0..500).map(|i| playback(i, now)).collect();
+    // Sent all at once: the producer packs them into a few multi-record batches per partition.
+    let sends = events.iter().map(|e| async {
+        let bytes = f.codec.encode(e).await.unwrap();
+        let key = schemas::Event::key(e);
+        f.producer
+            .send(&f.topic, Some(key.as_bytes()), Some(&bytes), &[])
+            .await
+            .unwrap();
+    });
+    futures::future::join_all(sends).await;
+    let (stop, handle) = f.start();
+    f.wait_for_rows(500).await;
+    stop.send(()).unwrap();
+    assert_eq!(handle.await.unwrap(), 500);
+    let ends = committed(&f).await;
+    assert_eq!(ends.values().sum::<i64>(), 500, "{ends:?}");
+
+    // Undo the commit, as a crash right after the INSERT would have left it.
+    let rewind: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &f.stack.kafka_brokers)
+        .set("group.id", &f.group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in ends.keys() {
+        tpl.add_partition_offset(&f.topic, *p, Offset::Offset(0))
+            .unwrap();
+    }
+    rewind
+        .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
+    drop(rewind);
+    assert!(committed(&f).await.values().all(|o| *o == 0));
+
+    let (stop, handle) = f.start_with(f.runtime(), f.codec.clone());
+    // Everything is read again (the committed offsets come back to the ends)...
+    for _ in 0..300 {
+        if committed(&f).await == ends {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        committed(&f).await,
+        ends,
+        "the restarted sink read every record again"
+    );
+    stop.send(()).unwrap();
+    let stats = handle.await.unwrap().unwrap();
+    // ... and nothing is written again.
+    assert_eq!(stats.consumed.load(Relaxed), 500);
+    assert_eq!(stats.duplicates.load(Relaxed), 500);
+    assert_eq!(stats.written.load(Relaxed), 0);
+    assert_eq!(f.count("").await, 500);
+    let watched: u64 =
+        f.ch.client()
+            .query("SELECT sum(views) FROM movie_views_daily")
+            .fetch_one()
+            .await
+            .unwrap();
+    assert_eq!(watched, 100, "one play in five, each counted once");
     f.drop_database().await;
 }

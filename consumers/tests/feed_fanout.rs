@@ -213,6 +213,32 @@ async fn a_post_reaches_25000_followers_exactly_once_with_a_worker_killed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // A resend of the same PostCreated: the planner takes it (its duplicate counter says so) and
+    // emits no page: the walk is over.
+    producer().send(&p, &[]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = scrape(metrics_port).await;
+        if text.contains("consumer_records_duplicates_total{sink=\"feed-planner\"} 1") {
+            assert!(text.contains("fanout_pages_emitted_total 25"), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the planner never took the resend:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        feeds
+            .progress(&post_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .pages_emitted,
+        25
+    );
+
     // Every follower's feed holds the post, once, and nothing else.
     let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();

@@ -10,6 +10,7 @@ mod feed;
 mod helpers;
 mod images;
 mod playback;
+mod resends;
 mod resilience;
 mod time_bounds;
 mod vertical_slice;

@@ -1,7 +1,8 @@
 //! Writing one batch: dead letters first, then the rows with permanent refusals isolated, then the
 //! commit. The order is what makes a crash at any point safe: a record's offset is committed only
-//! once it is written or dead-lettered, and a sink's written-through mark (the highest offset in the
-//! database) can only be past a refused record once that record's dead letter was acknowledged.
+//! once it is written or dead-lettered, and a refused record's dead letter is acknowledged before
+//! anything after it is written (so a crash never leaves a written record after an unsent dead
+//! letter whose offset a later commit would pass).
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -23,7 +24,7 @@ impl<S: Sink> Runner<S> {
             let started = Instant::now();
             let mut dead = batch.dead.len() as u64;
             self.send_dead(&batch.dead).await?;
-            let refused = self.write_isolating(&batch).await?;
+            let (refused, duplicates) = self.write_isolating(&batch).await?;
             dead += refused as u64;
             self.resume();
             let mut tpl = TopicPartitionList::new();
@@ -32,11 +33,15 @@ impl<S: Sink> Runner<S> {
             }
             if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
                 // Written and dead-lettered: a lost commit only means they are read again (and
-                // skipped below the sink's mark).
+                // left out by the sink, which already has them).
                 tracing::warn!(error = %e, "offset commit failed");
             }
-            let written = (batch.events.len() - refused) as u64;
+            let written = (batch.events.len() - refused - duplicates) as u64;
             self.stats.written.fetch_add(written, Ordering::Relaxed);
+            self.stats
+                .duplicates
+                .fetch_add(duplicates as u64, Ordering::Relaxed);
+            self.metrics.duplicates.inc_by(duplicates as u64);
             self.stats.dead_lettered.fetch_add(dead, Ordering::Relaxed);
             self.stats.batches.fetch_add(1, Ordering::Relaxed);
             self.metrics.written.inc_by(written);
@@ -48,6 +53,7 @@ impl<S: Sink> Runner<S> {
             }
             tracing::debug!(
                 written,
+                duplicates,
                 dead,
                 ms = started.elapsed().as_millis() as u64,
                 "batch committed"
@@ -72,9 +78,13 @@ impl<S: Sink> Runner<S> {
 
     /// Writes the batch's records in order. A transient failure retries the same slice; a
     /// permanent one splits it in halves (left first) until single records, which are
-    /// dead-lettered before anything after them is written. Returns how many were refused.
-    async fn write_isolating(&mut self, batch: &Pending<S::Event>) -> Result<usize, Stopped> {
-        let mut refused = 0;
+    /// dead-lettered before anything after them is written. Returns how many were refused and how
+    /// many the sink left out as already written.
+    async fn write_isolating(
+        &mut self,
+        batch: &Pending<S::Event>,
+    ) -> Result<(usize, usize), Stopped> {
+        let (mut refused, mut duplicates) = (0, 0);
         // Slices still to write, the next on top.
         let mut todo = Vec::new();
         todo.push(0..batch.events.len());
@@ -85,7 +95,10 @@ impl<S: Sink> Runner<S> {
             let mut backoff = Backoff::default();
             loop {
                 match self.sink.write(&batch.events[range.clone()]).await {
-                    Ok(()) => break,
+                    Ok(written) => {
+                        duplicates += written.duplicates;
+                        break;
+                    }
                     Err(SinkError::Transient(e)) => {
                         tracing::warn!(error = %e, rows = range.len(), "write failed; retrying");
                         self.metrics.retries.inc();
@@ -117,7 +130,7 @@ impl<S: Sink> Runner<S> {
                 }
             }
         }
-        Ok(refused)
+        Ok((refused, duplicates))
     }
 
     /// Dead-letters records the sink refused, with its reason, and waits for the acknowledgement.

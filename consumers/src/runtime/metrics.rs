@@ -1,7 +1,8 @@
 //! The runtime's Prometheus metrics, in the process-wide registry (`common::metrics` serves it),
-//! labelled by sink: records consumed, written, dead-lettered and skipped, write retries, batch
-//! latency, and the lag per partition (librdkafka's statistics: the partition's end minus the
-//! group's committed offset, i.e. records not yet written).
+//! labelled by sink: records consumed, written, dead-lettered and left out as duplicates, write
+//! retries, batch latency, and the lag per partition (librdkafka's statistics: the partition's end
+//! minus the group's committed offset, i.e. records not yet written; on a broker that reports the
+//! partition's end wrongly, as the local one does, the lag is wrong too: see the README).
 
 use std::sync::LazyLock;
 
@@ -15,13 +16,14 @@ struct Families {
     consumed: IntCounterVec,
     written: IntCounterVec,
     dead_lettered: IntCounterVec,
-    skipped: IntCounterVec,
+    duplicates: IntCounterVec,
     retries: IntCounterVec,
     batch_seconds: HistogramVec,
     lag: IntGaugeVec,
 }
 
-static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
+static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
+    Families {
     consumed: register_int_counter_vec!(
         "consumer_records_consumed_total",
         "Records read from Kafka",
@@ -40,9 +42,9 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
         &["sink"]
     )
     .expect("metric definition"),
-    skipped: register_int_counter_vec!(
-        "consumer_records_skipped_total",
-        "Records skipped because the sink had already written them",
+    duplicates: register_int_counter_vec!(
+        "consumer_records_duplicates_total",
+        "Records left out because the sink already had them (a resend, or read again after a crash)",
         &["sink"]
     )
     .expect("metric definition"),
@@ -65,6 +67,7 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
         &["sink", "topic", "partition"]
     )
     .expect("metric definition"),
+}
 });
 
 /// One runtime's handles, resolved once.
@@ -74,7 +77,7 @@ pub(crate) struct SinkMetrics {
     pub consumed: IntCounter,
     pub written: IntCounter,
     pub dead_lettered: IntCounter,
-    pub skipped: IntCounter,
+    pub duplicates: IntCounter,
     pub retries: IntCounter,
     pub batch_seconds: prometheus::Histogram,
 }
@@ -87,7 +90,7 @@ impl SinkMetrics {
             consumed: f.consumed.with_label_values(&[sink]),
             written: f.written.with_label_values(&[sink]),
             dead_lettered: f.dead_lettered.with_label_values(&[sink]),
-            skipped: f.skipped.with_label_values(&[sink]),
+            duplicates: f.duplicates.with_label_values(&[sink]),
             retries: f.retries.with_label_values(&[sink]),
             batch_seconds: f.batch_seconds.with_label_values(&[sink]),
         }

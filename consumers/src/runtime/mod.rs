@@ -5,15 +5,16 @@
 //! * refuse records outside the time bounds ([`TimeBounds`], against when each was produced);
 //! * batch by rows, bytes and time;
 //! * dead-letter the batch's undecodable and out-of-bounds records *before* writing its rows, so
-//!   no written-through mark can ever hide a record that was not dead-lettered;
+//!   a crash never leaves written rows after a record that was not dead-lettered;
 //! * write the batch; a transient failure is retried with jittered backoff while the consumer keeps
 //!   polling with its partitions paused (the group is never lost to `max.poll.interval.ms`); a
 //!   permanent one is isolated by splitting the batch until the refused records are found, each
 //!   dead-lettered with the sink's reason before anything after it is written;
-//! * commit, per partition, the offset after the last record accounted for (written, dead-lettered
-//!   or already written before) — never past a record that is none of these;
+//! * commit, per partition, the offset after the last record accounted for (written, dead-lettered,
+//!   or left out by the sink as already written) — never past a record that is none of these;
 //! * on a rebalance, drop the pending records of revoked partitions (their new owner re-reads them
-//!   from the committed offset); on shutdown, write the pending batch and commit; a final batch that
+//!   from the committed offset, and the sink, which is idempotent, leaves out what it already has);
+//!   on shutdown, write the pending batch and commit; a final batch that
 //!   cannot be written makes [`run`] return an error (and the binary exit non-zero).
 
 mod consumer;
@@ -22,7 +23,7 @@ mod flush;
 mod metrics;
 mod pending;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,6 +60,14 @@ pub enum SinkError {
     Rejected(Vec<(usize, String)>),
 }
 
+/// What a sink did with a batch it wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Records left out because the sink already had them: a client's resend, or a record read
+    /// again after a crash or a rebalance.
+    pub duplicates: usize,
+}
+
 /// A decoded event and where it was read.
 #[derive(Debug, Clone)]
 pub struct Record<E> {
@@ -72,24 +81,13 @@ pub trait Sink: Send + Sync + 'static {
     type Event: Event;
     /// A short name for logs, metrics and the dead-letter headers.
     fn name(&self) -> &'static str;
-    /// Writes a batch; all of it, or says what to do about what failed.
+    /// Writes a batch; all of it, or says what to do about what failed. Writing a record the
+    /// sink already has must change nothing (a batch is written again after a crash between the
+    /// write and the commit, and clients resend).
     fn write(
         &self,
         batch: &[Record<Self::Event>],
-    ) -> impl Future<Output = Result<(), SinkError>> + Send;
-    /// The highest offset of `partition` already written, for sinks that store the offset with
-    /// each row: the runtime skips records up to it when it (re)gains the partition, so a batch
-    /// written just before a crash is not written again. `None`: nothing written, or not tracked.
-    /// A sink that tracks it must write a batch's records in offset order per partition, so that
-    /// everything below the mark is written (the runtime dead-letters refused records before it
-    /// writes what follows them).
-    fn written_through(
-        &self,
-        partition: i32,
-    ) -> impl Future<Output = Result<Option<i64>, SinkError>> + Send {
-        let _ = partition;
-        async { Ok(None) }
-    }
+    ) -> impl Future<Output = Result<Written, SinkError>> + Send;
 }
 
 /// Consumer and batching settings; see the README's table.
@@ -156,8 +154,8 @@ pub struct Stats {
     pub consumed: AtomicU64,
     pub written: AtomicU64,
     pub dead_lettered: AtomicU64,
-    /// Records skipped because the sink had already written them (see `Sink::written_through`).
-    pub skipped: AtomicU64,
+    /// Records the sink left out because it already had them (see [`Written`]).
+    pub duplicates: AtomicU64,
     pub batches: AtomicU64,
 }
 
@@ -233,8 +231,6 @@ struct Runner<S: Sink> {
 impl<S: Sink> Runner<S> {
     async fn run(&mut self) -> Result<Arc<Stats>, RuntimeError> {
         let mut pending = Pending::<S::Event>::new();
-        // Per partition, the offset the sink has already written through.
-        let mut marks: HashMap<i32, Option<i64>> = HashMap::new();
         loop {
             let next = match self.early.pop_front() {
                 Some(msg) => Some(msg),
@@ -244,13 +240,13 @@ impl<S: Sink> Runner<S> {
                 // A record taken but not accounted for is simply not committed.
                 break;
             }
-            self.forget_revoked(&mut pending, &mut marks);
+            self.forget_revoked(&mut pending);
             if let Some(msg) = next {
-                if self.handle(msg, &mut pending, &mut marks).await.is_err() {
+                if self.accept(msg, &mut pending).await.is_err() {
                     break;
                 }
             }
-            self.forget_revoked(&mut pending, &mut marks);
+            self.forget_revoked(&mut pending);
             let full = pending.events.len() >= self.config.max_rows
                 || pending.bytes >= self.config.max_bytes;
             let due = pending
@@ -287,7 +283,7 @@ impl<S: Sink> Runner<S> {
 
     /// The next record, or `None` when the batch is due or shutdown fired.
     async fn poll(&mut self, pending: &Pending<S::Event>) -> Option<OwnedMessage> {
-        // A wait for the registry or the sink's mark may have paused the partitions.
+        // A wait for the registry may have paused the partitions.
         self.resume();
         let deadline = pending
             .started
@@ -309,35 +305,6 @@ impl<S: Sink> Runner<S> {
         }
     }
 
-    /// Accounts for one record: skipped (already written), dead-lettered, or decoded into the batch.
-    async fn handle(
-        &mut self,
-        msg: OwnedMessage,
-        pending: &mut Pending<S::Event>,
-        marks: &mut HashMap<i32, Option<i64>>,
-    ) -> Result<(), Stopped> {
-        self.stats.consumed.fetch_add(1, Ordering::Relaxed);
-        self.metrics.consumed.inc();
-        let partition = msg.partition();
-        let mark = match marks.get(&partition) {
-            Some(mark) => *mark,
-            None => {
-                // Asked once per partition gained.
-                let mark = self.load_mark(partition).await?;
-                marks.insert(partition, mark);
-                mark
-            }
-        };
-        if mark.is_some_and(|mark| msg.offset() <= mark) {
-            // Written before a crash or a rebalance: only its offset is left to commit.
-            pending.note(partition, msg.offset(), 0);
-            self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-            self.metrics.skipped.inc();
-            return Ok(());
-        }
-        self.accept(msg, pending).await
-    }
-
     /// Decodes one record into the pending batch, or into its dead letters. The offset is noted
     /// only once the record is one or the other.
     async fn accept(
@@ -345,6 +312,8 @@ impl<S: Sink> Runner<S> {
         msg: OwnedMessage,
         pending: &mut Pending<S::Event>,
     ) -> Result<(), Stopped> {
+        self.stats.consumed.fetch_add(1, Ordering::Relaxed);
+        self.metrics.consumed.inc();
         let payload = msg.payload().unwrap_or_default();
         let mut backoff = Backoff::default();
         let decoded = loop {
@@ -387,61 +356,14 @@ impl<S: Sink> Runner<S> {
         Ok(())
     }
 
-    /// Asks the sink how far `partition` is written, retrying while the sink is unreachable.
-    async fn load_mark(&mut self, partition: i32) -> Result<Option<i64>, Stopped> {
-        let mut backoff = Backoff::default();
-        loop {
-            match self.sink.written_through(partition).await {
-                Ok(None) => return Ok(None),
-                Ok(Some(mark)) => {
-                    // A mark at or past the partition's end means the topic was created again (a
-                    // local memory broker restarted): its offsets start over and the mark says
-                    // nothing.
-                    let high = self
-                        .consumer
-                        .fetch_watermarks(&self.topic, partition, Duration::from_secs(5))
-                        .map(|(_, high)| high);
-                    if let Ok(high) = high {
-                        if mark >= high {
-                            tracing::warn!(
-                                partition,
-                                mark,
-                                high,
-                                "written-through mark is past the partition's end; ignoring it"
-                            );
-                            return Ok(None);
-                        }
-                    }
-                    tracing::info!(
-                        partition,
-                        mark,
-                        "resuming after the sink's written-through mark"
-                    );
-                    return Ok(Some(mark));
-                }
-                Err(e) => {
-                    tracing::warn!(partition, error = %e, "reading the sink's written-through mark; retrying");
-                    self.wait(backoff.next_delay(), false).await?;
-                }
-            }
-        }
-    }
-
-    /// Drops what the consumer no longer owns: pending records and written-through marks.
-    fn forget_revoked(
-        &mut self,
-        pending: &mut Pending<S::Event>,
-        marks: &mut HashMap<i32, Option<i64>>,
-    ) {
+    /// Drops the pending records of partitions the consumer no longer owns.
+    fn forget_revoked(&mut self, pending: &mut Pending<S::Event>) {
         let revoked = self.rebalances.take_revoked();
         if revoked.is_empty() {
             return;
         }
         pending.drop_partitions(&revoked);
         self.early.retain(|m| !revoked.contains(&m.partition()));
-        for p in revoked {
-            marks.remove(&p);
-        }
     }
 
     /// Waits `delay` before a retry while keeping the group: the assigned partitions are paused

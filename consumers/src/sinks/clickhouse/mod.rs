@@ -1,9 +1,10 @@
 //! The ClickHouse analytics sink.
 //!
 //! Exactly-once effect without transactions: the runtime commits offsets only after an insert
-//! succeeded, so a crash can only make it insert a batch again; the tables are ReplacingMergeTree
-//! ordered by keys that end in `event_id`, so a re-inserted event collapses into the first on merge,
-//! and reads that must be exact use `FINAL` (or count `uniqExact(event_id)`). See docs/clickhouse.md.
+//! succeeded, so a crash can only make it write a batch again; the sink looks every batch up in
+//! `event_ids` (filled by views in the same INSERT as the rows) and leaves out what is already
+//! written, so neither that nor a client's resend adds a row or counts in an aggregate twice. See
+//! docs/clickhouse.md.
 
 mod config;
 mod rows;

@@ -17,6 +17,10 @@ pub trait Table: Event {
     /// Whether the table is partitioned by month of [`Event::occurred_at`] (the sink then keeps
     /// every INSERT within the server's partition limit).
     const PARTITIONED: bool = true;
+    /// Whether the sink looks each event up in `event_ids` and leaves out the ones the table
+    /// already has (tables whose views sum or count on insert). Tables without it must be
+    /// idempotent by themselves.
+    const DEDUPLICATED: bool = true;
     fn row(&self, partition: i32, offset: i64) -> Self::Row;
 }
 
@@ -227,6 +231,8 @@ impl Table for VideoFetched {
     type Row = VideoRow;
     const TABLE: &'static str = "videos";
     const PARTITIONED: bool = false;
+    /// A re-fetch is a new version of the video, and reads count distinct video ids.
+    const DEDUPLICATED: bool = false;
 
     fn row(&self, partition: i32, offset: i64) -> VideoRow {
         let mut thumbnails: Vec<(&String, &String)> = self.thumbnails.iter().collect();

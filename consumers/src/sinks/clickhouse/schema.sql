@@ -2,10 +2,11 @@
 -- Written for ClickHouse 18.16 (Debian) and current ClickHouse alike: no DateTime64, no TTL, no CODEC,
 -- no Map type (properties are two parallel arrays).
 --
--- Every event table keeps the Kafka partition and offset each row came from: on (re)gaining a
--- partition the sink reads max(kafka_offset) and skips what is already written, so a batch inserted
--- just before a crash is not inserted again (nor counted twice by the materialized views below).
--- ReplacingMergeTree on keys ending in event_id also collapses a client's resend of an event_id.
+-- Every event table keeps the Kafka partition and offset each row came from (lineage only).
+-- An event is written once: before each INSERT the sink looks the batch up in `event_ids` (filled
+-- by a view of each event table, in the same INSERT) and leaves out what is already there, so a
+-- client's resend, a batch read again after a crash and a retried INSERT add no row and are not
+-- counted again by the views that sum on insert. See docs/clickhouse.md, "A resend counts once".
 
 CREATE DATABASE IF NOT EXISTS {db};
 
@@ -92,6 +93,36 @@ CREATE TABLE IF NOT EXISTS {db}.user_events
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (event_type, occurred_at, event_id);
+
+-- The events each table has, by the time they say they occurred (a resend says the same): the
+-- sink's lookups for a batch of recent events read the last granules only. Partitioned like the
+-- event tables; a month older than EVENT_MAX_AGE can be dropped (no resend of it is accepted).
+CREATE TABLE IF NOT EXISTS {db}.event_ids
+(
+    stream         String,
+    occurred_at    DateTime,
+    occurred_at_ms UInt64,
+    event_id       UUID
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (stream, occurred_at_ms, event_id)
+SETTINGS index_granularity = 256;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.playback_events_ids_mv TO {db}.event_ids AS
+SELECT 'playback_events' AS stream, occurred_at, occurred_at_ms, event_id FROM {db}.playback_events;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.movie_viewings_ids_mv TO {db}.event_ids AS
+SELECT 'movie_viewings' AS stream, occurred_at, occurred_at_ms, event_id FROM {db}.movie_viewings;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.playback_positions_ids_mv TO {db}.event_ids AS
+SELECT 'playback_positions' AS stream, occurred_at, occurred_at_ms, event_id FROM {db}.playback_positions;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.ratings_ids_mv TO {db}.event_ids AS
+SELECT 'ratings' AS stream, occurred_at, occurred_at_ms, event_id FROM {db}.ratings;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.user_events_ids_mv TO {db}.event_ids AS
+SELECT 'user_events' AS stream, occurred_at, occurred_at_ms, event_id FROM {db}.user_events;
 
 -- Watch time per (user, movie): summed on insert, merged by SummingMergeTree; read with sum().
 CREATE TABLE IF NOT EXISTS {db}.watch_time

@@ -1,20 +1,29 @@
-use std::collections::BTreeSet;
+use std::borrow::Borrow;
+use std::collections::{BTreeSet, HashSet};
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use clickhouse::Client;
+use clickhouse::{Client, Row};
+use serde::Deserialize;
+use uuid::Uuid;
 
 use super::rows::Table;
 use super::service::classify;
-use crate::{Record, Sink, SinkError};
+use crate::{Record, Sink, SinkError, Written};
 
 /// Current ClickHouse refuses an INSERT whose rows span more partitions than
 /// `max_partitions_per_insert_block` (default 100): `CLICKHOUSE_MAX_PARTITIONS_PER_INSERT`.
 pub const MAX_PARTITIONS_PER_INSERT: usize = 100;
 
-/// Inserts batches of `E` into `E::TABLE`: one RowBinary INSERT per run of consecutive records
-/// that spans at most `max_partitions` of the table's monthly partitions (one INSERT for a batch
-/// of recent events), so no INSERT is refused for its partition count whatever the events' times.
+/// Events looked up in `event_ids` per query: the query carries their times and ids as text
+/// (about 60 bytes each), well under the server's `max_query_size` (256 KiB by default).
+pub const LOOKUP_CHUNK: usize = 2_000;
+
+/// Inserts batches of `E` into `E::TABLE`, each event once: the batch's events already in
+/// `event_ids` (and repeats within the batch) are left out, the rest inserted as one RowBinary
+/// INSERT per run of consecutive records that spans at most `max_partitions` of the table's
+/// monthly partitions (one INSERT for a batch of recent events), so no INSERT is refused for its
+/// partition count whatever the events' times.
 pub struct ClickHouseSink<E> {
     client: Client,
     max_partitions: usize,
@@ -35,7 +44,7 @@ impl<E: Table> ClickHouseSink<E> {
         self
     }
 
-    async fn insert(&self, batch: &[Record<E>]) -> Result<(), SinkError> {
+    async fn insert(&self, batch: &[&Record<E>]) -> Result<(), SinkError> {
         let mut insert = self
             .client
             .insert::<E::Row>(E::TABLE)
@@ -63,9 +72,7 @@ fn months(ms: i64) -> [u32; 2] {
 }
 
 /// Splits a batch into runs of consecutive records, each spanning at most `max` partitions.
-/// Runs keep the batch's order, so a crash between two INSERTs leaves a written prefix of every
-/// Kafka partition's records (what the written-through mark relies on).
-pub fn insert_runs<E: Table>(batch: &[Record<E>], max: usize) -> Vec<Range<usize>> {
+pub fn insert_runs<E: Table, R: Borrow<Record<E>>>(batch: &[R], max: usize) -> Vec<Range<usize>> {
     if !E::PARTITIONED {
         #[allow(clippy::single_range_in_vec_init)] // one run: the whole batch
         return vec![0..batch.len()];
@@ -74,7 +81,7 @@ pub fn insert_runs<E: Table>(batch: &[Record<E>], max: usize) -> Vec<Range<usize
     let mut start = 0;
     let mut seen = BTreeSet::new();
     for (i, r) in batch.iter().enumerate() {
-        let m = months(r.event.occurred_at().millis());
+        let m = months(r.borrow().event.occurred_at().millis());
         let new = m.iter().filter(|m| !seen.contains(*m)).count();
         if seen.len() + new > max && i > start {
             runs.push(start..i);
@@ -89,6 +96,61 @@ pub fn insert_runs<E: Table>(batch: &[Record<E>], max: usize) -> Vec<Range<usize
     runs
 }
 
+/// One row of `event_ids` as a lookup returns it.
+#[derive(Row, Deserialize)]
+struct Seen {
+    occurred_at_ms: u64,
+    #[serde(with = "clickhouse::serde::uuid")]
+    event_id: Uuid,
+}
+
+impl<E: Table> ClickHouseSink<E> {
+    /// The batch without the events `E::TABLE` already has and without repeats of an earlier
+    /// record of the batch. An event is its (occurred_at, event_id): what a resend repeats.
+    async fn unseen<'a>(&self, batch: &'a [Record<E>]) -> Result<Vec<&'a Record<E>>, SinkError> {
+        let key = |r: &Record<E>| {
+            (
+                r.event.occurred_at().millis() as u64,
+                r.event.event_id().as_uuid(),
+            )
+        };
+        let mut firsts = HashSet::new();
+        let fresh: Vec<&Record<E>> = batch.iter().filter(|r| firsts.insert(key(r))).collect();
+        if !E::DEDUPLICATED {
+            return Ok(fresh);
+        }
+        let mut seen = HashSet::new();
+        for chunk in fresh.chunks(LOOKUP_CHUNK) {
+            let times: BTreeSet<u64> = chunk.iter().map(|r| key(r).0).collect();
+            let ids: Vec<String> = chunk.iter().map(|r| key(r).1.to_string()).collect();
+            let (first, last) = (times.first().copied(), times.last().copied());
+            // The month bounds let the server skip other partitions; the time set picks the
+            // granules (the table is ordered by stream, time, id); the id set the rows.
+            let rows: Vec<Seen> = self
+                .client
+                .query(
+                    "SELECT occurred_at_ms, event_id FROM event_ids \
+                     WHERE stream = ? AND occurred_at >= toDateTime(?) AND occurred_at <= toDateTime(?) \
+                       AND occurred_at_ms IN (SELECT arrayJoin(?)) \
+                       AND event_id IN (SELECT toUUID(arrayJoin(?)))",
+                )
+                .bind(E::TABLE)
+                .bind(first.unwrap_or_default() / 1000)
+                .bind(last.unwrap_or_default() / 1000)
+                .bind(times.into_iter().collect::<Vec<u64>>())
+                .bind(ids)
+                .fetch_all()
+                .await
+                .map_err(classify)?;
+            seen.extend(rows.into_iter().map(|s| (s.occurred_at_ms, s.event_id)));
+        }
+        Ok(fresh
+            .into_iter()
+            .filter(|r| !seen.contains(&key(r)))
+            .collect())
+    }
+}
+
 impl<E: Table> Sink for ClickHouseSink<E> {
     type Event = E;
 
@@ -96,35 +158,23 @@ impl<E: Table> Sink for ClickHouseSink<E> {
         E::TABLE
     }
 
-    async fn write(&self, batch: &[Record<E>]) -> Result<(), SinkError> {
-        let runs = insert_runs(batch, self.max_partitions);
+    async fn write(&self, batch: &[Record<E>]) -> Result<Written, SinkError> {
+        let fresh = self.unseen(batch).await?;
+        let runs = insert_runs(&fresh, self.max_partitions);
         if runs.len() > 1 {
             tracing::debug!(
                 inserts = runs.len(),
-                rows = batch.len(),
+                rows = fresh.len(),
                 "batch spans many partitions"
             );
         }
         for run in runs {
-            // A run already inserted before a later one fails is harmless to insert again only
-            // up to the mark; the runtime retries the whole slice, and the mark skips on restart.
-            self.insert(&batch[run]).await?;
+            // If a later run fails, the retry finds this one's events in `event_ids`.
+            self.insert(&fresh[run]).await?;
         }
-        Ok(())
-    }
-
-    async fn written_through(&self, partition: i32) -> Result<Option<i64>, SinkError> {
-        let (rows, max): (u64, u64) = self
-            .client
-            .query(&format!(
-                "SELECT count(), max(kafka_offset) FROM {} WHERE kafka_partition = ?",
-                E::TABLE
-            ))
-            .bind(partition as u32)
-            .fetch_one()
-            .await
-            .map_err(classify)?;
-        Ok((rows > 0).then_some(max as i64))
+        Ok(Written {
+            duplicates: batch.len() - fresh.len(),
+        })
     }
 }
 

@@ -19,7 +19,7 @@ use schemas::domain::{EventId, Timestamp};
 use schemas::events::{FanoutBatch, Follow, FollowAction, PostCreated};
 use stores::feeds::{FeedError, Feeds, FollowChange, Post};
 
-use crate::{Record, Sink, SinkError};
+use crate::{Record, Sink, SinkError, Written};
 pub use progress::ProgressConfig;
 use progress::Tracker;
 
@@ -56,10 +56,21 @@ impl Sink for FollowMirror {
         "feed-follows"
     }
 
-    async fn write(&self, batch: &[Record<Follow>]) -> Result<(), SinkError> {
+    async fn write(&self, batch: &[Record<Follow>]) -> Result<Written, SinkError> {
         let changes: Vec<FollowChange> = batch.iter().map(|r| follow_change(&r.event)).collect();
-        self.feeds.apply_follows(&changes).await.map_err(retriable)
+        self.feeds
+            .apply_follows(&changes)
+            .await
+            .map_err(retriable)?;
+        Ok(Written::default())
     }
+}
+
+/// Whether a post's fan-out was planned by this call or before it (a resend or a redelivery).
+#[derive(Debug, PartialEq, Eq)]
+enum Planned {
+    Now,
+    Before,
 }
 
 /// Walks each post's followers into FanoutBatch pages.
@@ -80,7 +91,7 @@ impl Planner {
         }
     }
 
-    async fn plan(&self, p: &PostCreated) -> Result<(), SinkError> {
+    async fn plan(&self, p: &PostCreated) -> Result<Planned, SinkError> {
         let post = Post {
             post_id: p.post_id.to_string(),
             author_id: p.author_id.to_string(),
@@ -95,7 +106,7 @@ impl Planner {
             .map_err(retriable)?
             .unwrap_or_default();
         if progress.planned {
-            return Ok(()); // a redelivered post whose walk is over
+            return Ok(Planned::Before); // a resent or redelivered post whose walk is over
         }
         let followers = self
             .feeds
@@ -109,7 +120,7 @@ impl Planner {
                 .await
                 .map_err(retriable)?;
             progress::post_planned(true);
-            return Ok(());
+            return Ok(Planned::Now);
         }
         let (mut page, mut cursor) = (progress.pages_emitted, progress.next_cursor);
         if page > 0 {
@@ -159,7 +170,7 @@ impl Planner {
             .map_err(retriable)?;
         progress::post_planned(false);
         tracing::info!(post = %post.post_id, followers, pages = page, "fan-out planned");
-        Ok(())
+        Ok(Planned::Now)
     }
 }
 
@@ -170,11 +181,14 @@ impl Sink for Planner {
         "feed-planner"
     }
 
-    async fn write(&self, batch: &[Record<PostCreated>]) -> Result<(), SinkError> {
+    async fn write(&self, batch: &[Record<PostCreated>]) -> Result<Written, SinkError> {
+        let mut written = Written::default();
         for r in batch {
-            self.plan(&r.event).await?;
+            if self.plan(&r.event).await? == Planned::Before {
+                written.duplicates += 1;
+            }
         }
-        Ok(())
+        Ok(written)
     }
 }
 
@@ -196,7 +210,7 @@ impl Sink for Worker {
         "feed-worker"
     }
 
-    async fn write(&self, batch: &[Record<FanoutBatch>]) -> Result<(), SinkError> {
+    async fn write(&self, batch: &[Record<FanoutBatch>]) -> Result<Written, SinkError> {
         let ids: Vec<String> = batch.iter().map(|r| r.event.post_id.to_string()).collect();
         let pages: Vec<(&str, i64, i32, &[String])> = batch
             .iter()
@@ -213,6 +227,6 @@ impl Sink for Worker {
         self.feeds.deliver(&pages).await.map_err(retriable)?;
         let followers = pages.iter().map(|p| p.3.len()).sum();
         progress::pages_written(pages.len(), followers);
-        Ok(())
+        Ok(Written::default())
     }
 }

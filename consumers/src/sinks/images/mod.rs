@@ -11,7 +11,7 @@ use std::time::Duration;
 use schemas::events::ResizeRequested;
 use stores::images::{ImageJobs, JobStatus};
 
-use crate::{Record, Sink, SinkError};
+use crate::{Record, Sink, SinkError, Written};
 pub use resize::{ImageLimits, ResizeError};
 
 pub struct ResizeWorker {
@@ -102,10 +102,10 @@ impl Sink for ResizeWorker {
         "image-resize"
     }
 
-    async fn write(&self, batch: &[Record<ResizeRequested>]) -> Result<(), SinkError> {
+    async fn write(&self, batch: &[Record<ResizeRequested>]) -> Result<Written, SinkError> {
         for r in batch {
             self.process(&r.event).await?;
         }
-        Ok(())
+        Ok(Written::default())
     }
 }

@@ -7,7 +7,7 @@ use schemas::events::{Favourite, FavouriteAction, Follow, FollowAction, Rating};
 use schemas::Event;
 use stores::mongo::{ACTIVE, EVENT_ID, FAVOURITES, FOLLOWS, RATINGS, UPDATED_AT};
 
-use crate::{Record, Sink, SinkError};
+use crate::{Record, Sink, SinkError, Written};
 
 /// Statements per `update` command: well under the server's limits (100,000 statements, 48 MB).
 pub const STATEMENTS_PER_COMMAND: usize = 1_000;
@@ -215,7 +215,9 @@ impl<E: MongoDoc> Sink for MongoSink<E> {
         E::COLLECTION
     }
 
-    async fn write(&self, batch: &[Record<E>]) -> Result<(), SinkError> {
+    /// A resent event is a statement whose condition no longer matches: it changes nothing, and
+    /// the server does not say which statements matched, so it is not counted as a duplicate.
+    async fn write(&self, batch: &[Record<E>]) -> Result<Written, SinkError> {
         let (events, statements): (Vec<usize>, Vec<Document>) =
             Self::plan(batch.iter().map(|r| &r.event))
                 .into_iter()
@@ -229,7 +231,7 @@ impl<E: MongoDoc> Sink for MongoSink<E> {
                     .map(|(s, reason)| (events[s], reason))
                     .collect(),
             )),
-            other => other,
+            other => other.map(|()| Written::default()),
         }
     }
 }
