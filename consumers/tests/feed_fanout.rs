@@ -417,3 +417,83 @@ async fn celebrities_merge_at_read_time_pages_stay_stable_and_unfollow_stops_new
     while tasks.join_next().await.is_some() {}
     feeds.delete_all().await.unwrap();
 }
+
+/// Redis refuses a follow whose key holds another type (something else wrote there): the mirror
+/// says permanent (the runtime dead-letters the record); Redis unreachable is transient (retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_redis_refuses_is_permanent_an_unreachable_redis_transient() {
+    use consumers::sinks::feed::FollowMirror;
+    use consumers::{Record, Sink, SinkError};
+    use schemas::events::{Follow, FollowAction};
+    let stack = common::config::StackConfig::from_env();
+    let prefix = format!("test_{}:", uuid::Uuid::new_v4().simple());
+    let feeds = Feeds::connect(config(&prefix, 100, 1_000_000))
+        .await
+        .unwrap();
+    let (follower, followee) = (
+        UserId::from_uuid(uuid::Uuid::new_v4()),
+        UserId::from_uuid(uuid::Uuid::new_v4()),
+    );
+    let batch = vec![Record {
+        event: Follow {
+            event_id: EventId::new_random(),
+            follower_id: follower,
+            followee_id: followee,
+            action: FollowAction::Follow,
+            occurred_at: Timestamp::now(),
+        },
+        partition: 0,
+        offset: 0,
+    }];
+    let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}followers:{followee}"))
+        .arg("not a sorted set")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    match FollowMirror::new(feeds.clone()).write(&batch).await {
+        Err(SinkError::Permanent(e)) => assert!(e.contains("WRONGTYPE"), "{e}"),
+        other => panic!("expected a permanent refusal, got {other:?}"),
+    }
+    feeds.delete_all().await.unwrap();
+
+    // A Redis that goes away: a private server on a free port, stopped before the write.
+    let port = free_port();
+    let mut server = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (installed by make services)");
+    let mut own = config(&prefix, 100, 1_000_000);
+    own.redis_url = format!("redis://127.0.0.1:{port}");
+    own.timeout = Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mirror = loop {
+        match Feeds::connect(own.clone()).await {
+            Ok(f) => break FollowMirror::new(f),
+            Err(e) => assert!(Instant::now() < deadline, "private redis: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    mirror.write(&batch).await.unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let started = Instant::now();
+    match mirror.write(&batch).await {
+        Err(SinkError::Transient(_)) => {}
+        other => panic!("expected a transient failure, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a Redis that is down is an error, not a hang"
+    );
+}

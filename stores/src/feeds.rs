@@ -28,7 +28,30 @@ pub enum FeedError {
     Redis(#[from] redis::RedisError),
 }
 
-/// `REDIS_URL`, `FEED_KEY_PREFIX`, `FEED_MAX_ITEMS`, `FANOUT_PAGE_SIZE`, `CELEBRITY_FOLLOWERS`.
+impl FeedError {
+    /// Whether the same write would be refused again: a key holding another type (`WRONGTYPE`:
+    /// something else wrote there), a reply that is not what the command returns, a value out of
+    /// range. Everything else (connection lost, timeout, `OOM`, `LOADING`, `READONLY`, `BUSY`, a
+    /// cluster moving slots, "max number of clients") passes.
+    pub fn is_permanent(&self) -> bool {
+        let FeedError::Redis(r) = self;
+        let detail = r.detail().unwrap_or_default();
+        r.code() == Some("WRONGTYPE")
+            || r.kind() == redis::ErrorKind::TypeError
+            || (r.kind() == redis::ErrorKind::ResponseError
+                && [
+                    "WRONGTYPE",
+                    "not an integer",
+                    "out of range",
+                    "not a valid float",
+                ]
+                .iter()
+                .any(|m| detail.contains(m)))
+    }
+}
+
+/// `REDIS_URL`, `FEED_KEY_PREFIX`, `FEED_MAX_ITEMS`, `FANOUT_PAGE_SIZE`, `CELEBRITY_FOLLOWERS`,
+/// `REDIS_TIMEOUT`.
 #[derive(Debug, Clone)]
 pub struct FeedConfig {
     pub redis_url: String,
@@ -40,6 +63,9 @@ pub struct FeedConfig {
     pub page_size: usize,
     /// Authors with at least this many followers are not fanned out; readers merge their posts.
     pub celebrity_followers: u64,
+    /// How long one connection attempt or one command may take before it fails (`REDIS_TIMEOUT`):
+    /// a Redis that is down or stuck is an error the caller can retry, not a hang.
+    pub timeout: std::time::Duration,
 }
 
 impl FeedConfig {
@@ -50,6 +76,10 @@ impl FeedConfig {
             max_items: env_parse("FEED_MAX_ITEMS", 800)?,
             page_size: env_parse("FANOUT_PAGE_SIZE", 10_000)?,
             celebrity_followers: env_parse("CELEBRITY_FOLLOWERS", 2_000_000)?,
+            timeout: common::config::env_duration(
+                "REDIS_TIMEOUT",
+                std::time::Duration::from_secs(5),
+            )?,
         })
     }
 }
@@ -152,7 +182,11 @@ pub struct Feeds {
 impl Feeds {
     pub async fn connect(config: FeedConfig) -> Result<Self, FeedError> {
         let client = redis::Client::open(config.redis_url.as_str())?;
-        let conn = ConnectionManager::new(client).await?;
+        let manager = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(config.timeout)
+            .set_response_timeout(config.timeout)
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client, manager).await?;
         let feeds = Self {
             conn,
             follow: Script::new(FOLLOW).get_hash().to_string(),

@@ -20,6 +20,8 @@ struct Resizing {
     db: mongodb::Database,
     stop: tokio::sync::oneshot::Sender<()>,
     worker: tokio::task::JoinHandle<()>,
+    /// The worker's own dead-letter topic.
+    dlq: String,
 }
 
 async fn resizing(max_upload: usize) -> Resizing {
@@ -37,6 +39,8 @@ async fn resizing(max_upload: usize) -> Resizing {
     let mut runtime = RuntimeConfig::from_env("unused").unwrap();
     runtime.group_id = format!("test-img-{}", uuid::Uuid::new_v4());
     runtime.max_wait = Duration::from_millis(20);
+    let dlq = format!("test-img-dlq-{}", uuid::Uuid::new_v4().simple());
+    runtime.dead_letter_topic = dlq.clone();
     consumers::groups::commit_at_end(
         &app.settings.stack.kafka_brokers,
         &runtime.group_id,
@@ -73,6 +77,7 @@ async fn resizing(max_upload: usize) -> Resizing {
         db,
         stop,
         worker,
+        dlq,
     }
 }
 
@@ -328,6 +333,18 @@ async fn hostile_input_fails_cleanly() {
         done["error"].as_str().unwrap().contains("over the limit"),
         "{done}"
     );
+    // Both requests are dead-lettered with the same reason (the operator's view), once each.
+    let mut reasons: Vec<String> = r
+        .app
+        .records(&r.dlq)
+        .await
+        .iter()
+        .map(|m| consumers::runtime::dead_letter::header(m, "dlq.error").unwrap_or_default())
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("corrupt or truncated"), "{reasons:?}");
+    assert!(reasons[1].contains("over the limit"), "{reasons:?}");
     r.drop().await;
 }
 

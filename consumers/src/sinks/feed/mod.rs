@@ -23,8 +23,13 @@ use crate::{Record, Sink, SinkError, Written};
 pub use progress::ProgressConfig;
 use progress::Tracker;
 
-fn retriable(e: FeedError) -> SinkError {
-    SinkError::Transient(e.to_string())
+/// Transient or permanent, as Redis's error says (see [`FeedError::is_permanent`]).
+pub fn classify(e: FeedError) -> SinkError {
+    if e.is_permanent() {
+        SinkError::Permanent(e.to_string())
+    } else {
+        SinkError::Transient(e.to_string())
+    }
 }
 
 /// Follows and unfollows into the Redis follower sets.
@@ -58,10 +63,7 @@ impl Sink for FollowMirror {
 
     async fn write(&self, batch: &[Record<Follow>]) -> Result<Written, SinkError> {
         let changes: Vec<FollowChange> = batch.iter().map(|r| follow_change(&r.event)).collect();
-        self.feeds
-            .apply_follows(&changes)
-            .await
-            .map_err(retriable)?;
+        self.feeds.apply_follows(&changes).await.map_err(classify)?;
         Ok(Written::default())
     }
 }
@@ -98,12 +100,12 @@ impl Planner {
             text: p.text.clone(),
             created_at: p.occurred_at.millis(),
         };
-        self.feeds.save_post(&post).await.map_err(retriable)?;
+        self.feeds.save_post(&post).await.map_err(classify)?;
         let progress = self
             .feeds
             .progress(&post.post_id)
             .await
-            .map_err(retriable)?
+            .map_err(classify)?
             .unwrap_or_default();
         if progress.planned {
             return Ok(Planned::Before); // a resent or redelivered post whose walk is over
@@ -112,13 +114,13 @@ impl Planner {
             .feeds
             .follower_count(&post.author_id)
             .await
-            .map_err(retriable)?;
+            .map_err(classify)?;
         let config = self.feeds.config();
         if followers >= config.celebrity_followers {
             self.feeds
                 .add_celebrity_post(&post, followers)
                 .await
-                .map_err(retriable)?;
+                .map_err(classify)?;
             progress::post_planned(true);
             return Ok(Planned::Now);
         }
@@ -129,13 +131,13 @@ impl Planner {
         self.feeds
             .record_progress(&post.post_id, followers, page, cursor.as_deref(), false)
             .await
-            .map_err(retriable)?;
+            .map_err(classify)?;
         loop {
             let ids = self
                 .feeds
                 .followers_page(&post.author_id, cursor.as_deref(), config.page_size)
                 .await
-                .map_err(retriable)?;
+                .map_err(classify)?;
             let Some(last) = ids.last().cloned() else {
                 break;
             };
@@ -159,7 +161,7 @@ impl Planner {
             self.feeds
                 .record_progress(&post.post_id, followers, page, cursor.as_deref(), !full)
                 .await
-                .map_err(retriable)?;
+                .map_err(classify)?;
             if !full {
                 break;
             }
@@ -167,7 +169,7 @@ impl Planner {
         self.feeds
             .record_progress(&post.post_id, followers, page, cursor.as_deref(), true)
             .await
-            .map_err(retriable)?;
+            .map_err(classify)?;
         progress::post_planned(false);
         tracing::info!(post = %post.post_id, followers, pages = page, "fan-out planned");
         Ok(Planned::Now)
@@ -224,7 +226,7 @@ impl Sink for Worker {
                 )
             })
             .collect();
-        self.feeds.deliver(&pages).await.map_err(retriable)?;
+        self.feeds.deliver(&pages).await.map_err(classify)?;
         let followers = pages.iter().map(|p| p.3.len()).sum();
         progress::pages_written(pages.len(), followers);
         Ok(Written::default())

@@ -1,8 +1,10 @@
 //! The image-resize worker: consumes ResizeRequested, loads the original from GridFS, resizes it
 //! (see `resize`), stores the result and moves the job to SUCCESS or FAILURE (with the reason).
 //! Idempotent on the task id: a redelivered job that already finished is skipped; one that was
-//! STARTED when its worker died is done again (the result is the same). Bad images are the job's
-//! FAILURE, not the consumer's: the record is committed, never dead-lettered or retried.
+//! STARTED when its worker died is done again (the result is the same). A job that cannot succeed
+//! (an image that cannot be decoded, too large, gone) is permanent: the job is marked FAILURE with
+//! the reason (what the client polls) and the request is dead-lettered with the same reason (what
+//! the operator sees); the partition moves on. Storage errors are transient and retried.
 
 pub mod resize;
 
@@ -13,6 +15,15 @@ use stores::images::{ImageJobs, JobStatus};
 
 use crate::{Record, Sink, SinkError, Written};
 pub use resize::{ImageLimits, ResizeError};
+
+/// What became of one job.
+enum Job {
+    Done,
+    /// Finished before: a redelivery or a resend.
+    Before,
+    /// Cannot succeed, for this reason (the job is marked FAILURE with it).
+    Failed(String),
+}
 
 pub struct ResizeWorker {
     jobs: ImageJobs,
@@ -33,30 +44,23 @@ impl ResizeWorker {
         }
     }
 
-    async fn process(&self, job: &ResizeRequested) -> Result<(), SinkError> {
+    /// Does one job: `Ok(Done)`, or `Ok(Failed(reason))` when the job cannot succeed.
+    async fn process(&self, job: &ResizeRequested) -> Result<Job, SinkError> {
         let task = job.task_id.to_string();
         let Some(doc) = self.jobs.get(&task).await.map_err(retriable)? else {
             tracing::warn!(task, "no job document (expired or never stored); skipped");
-            return Ok(());
+            return Ok(Job::Done);
         };
         if matches!(doc.status, JobStatus::Success | JobStatus::Failure) {
             tracing::info!(task, status = ?doc.status, "job already finished; redelivery skipped");
-            return Ok(());
+            return Ok(Job::Before);
         }
         self.jobs
             .mark(&task, JobStatus::Started, None)
             .await
             .map_err(retriable)?;
         let Some(source) = self.jobs.get_blob(&job.blob_id).await.map_err(retriable)? else {
-            return self
-                .jobs
-                .mark(
-                    &task,
-                    JobStatus::Failure,
-                    Some("the uploaded image is gone"),
-                )
-                .await
-                .map_err(retriable);
+            return self.fail(&task, "the uploaded image is gone").await;
         };
         let (w, h, fit, format, limits) = (
             job.width.max(0) as u32,
@@ -82,16 +86,23 @@ impl ResizeWorker {
                 self.jobs
                     .succeed(&task, &blob, content_type, expires)
                     .await
-                    .map_err(retriable)
+                    .map_err(retriable)?;
+                Ok(Job::Done)
             }
             Err(e) => {
                 tracing::info!(task, error = %e, "resize failed");
-                self.jobs
-                    .mark(&task, JobStatus::Failure, Some(&e.to_string()))
-                    .await
-                    .map_err(retriable)
+                self.fail(&task, &e.to_string()).await
             }
         }
+    }
+
+    /// Marks the job FAILURE with `reason`.
+    async fn fail(&self, task: &str, reason: &str) -> Result<Job, SinkError> {
+        self.jobs
+            .mark(task, JobStatus::Failure, Some(reason))
+            .await
+            .map_err(retriable)?;
+        Ok(Job::Failed(reason.to_string()))
     }
 }
 
@@ -103,9 +114,19 @@ impl Sink for ResizeWorker {
     }
 
     async fn write(&self, batch: &[Record<ResizeRequested>]) -> Result<Written, SinkError> {
-        for r in batch {
-            self.process(&r.event).await?;
+        let mut written = Written::default();
+        let mut failed = Vec::new();
+        for (i, r) in batch.iter().enumerate() {
+            match self.process(&r.event).await? {
+                Job::Done => {}
+                Job::Before => written.duplicates += 1,
+                Job::Failed(reason) => failed.push((i, reason)),
+            }
         }
-        Ok(Written::default())
+        if failed.is_empty() {
+            Ok(written)
+        } else {
+            Err(SinkError::Rejected(failed))
+        }
     }
 }
