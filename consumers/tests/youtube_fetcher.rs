@@ -3,81 +3,19 @@
 //! fetcher process that only sees the shared state; paging followed; re-fetched videos appear once in
 //! the ClickHouse results; no key ever in the logs.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpResponse, HttpServer};
 use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink};
 use consumers::RuntimeConfig;
 use producers::youtube::{parse_keys, Fetcher, FetcherConfig, SharedState};
 use producers::{EventProducer, ProducerConfig};
 use schemas::events::VideoFetched;
 use schemas::Event;
-use serde_json::json;
 
-const K1: &str = "SECRET-K1-5f2a";
-const K2: &str = "SECRET-K2-9c1b";
-
-#[derive(Default)]
-struct Fake {
-    /// (key, q, pageToken) of every request.
-    log: Vec<(String, String, String)>,
-    /// Requests each key may make before its quota runs out.
-    quota: HashMap<String, usize>,
-    used: HashMap<String, usize>,
-    /// q -> (videoId, publishedAt) newest first.
-    videos: HashMap<String, Vec<(String, String)>>,
-}
-
-type Shared = Arc<Mutex<Fake>>;
-
-async fn search(fake: web::Data<Shared>, q: web::Query<HashMap<String, String>>) -> HttpResponse {
-    let mut f = fake.lock().unwrap();
-    let key = q.get("key").cloned().unwrap_or_default();
-    let query = q.get("q").cloned().unwrap_or_default();
-    let token = q.get("pageToken").cloned().unwrap_or_default();
-    f.log.push((key.clone(), query.clone(), token.clone()));
-    let Some(&quota) = f.quota.get(&key) else {
-        return HttpResponse::BadRequest().json(
-            json!({"error": {"code": 400, "message": "API key not valid",
-            "errors": [{"reason": "keyInvalid", "domain": "usageLimits"}]}}),
-        );
-    };
-    let used = f.used.entry(key).or_default();
-    if *used >= quota {
-        return HttpResponse::Forbidden().json(json!({"error": {"code": 403, "message": "The request cannot be completed because you have exceeded your quota.",
-            "errors": [{"reason": "quotaExceeded", "domain": "youtube.quota"}]}}));
-    }
-    *used += 1;
-    let after = q.get("publishedAfter").cloned().unwrap_or_default();
-    let matching: Vec<&(String, String)> = f
-        .videos
-        .get(&query)
-        .map(|v| v.iter().filter(|(_, at)| *at > after).collect())
-        .unwrap_or_default();
-    let start: usize = token.parse().unwrap_or(0);
-    let page: Vec<_> = matching.iter().skip(start).take(2).collect();
-    let items: Vec<_> = page
-        .iter()
-        .map(|(id, at)| json!({"kind": "youtube#searchResult", "id": {"kind": "youtube#video", "videoId": id},
-            "snippet": {"publishedAt": at, "channelId": "UCfake", "title": format!("Video {id}"),
-                "description": "about travel", "channelTitle": "Fake channel",
-                "thumbnails": {"default": {"url": format!("https://i.ytimg.com/vi/{id}/default.jpg"), "width": 120, "height": 90}}}}))
-        .collect();
-    let mut body = json!({"kind": "youtube#searchListResponse", "pageInfo": {"totalResults": matching.len(), "resultsPerPage": 2}, "items": items});
-    if start + 2 < matching.len() {
-        body["nextPageToken"] = json!((start + 2).to_string());
-    }
-    HttpResponse::Ok().json(body)
-}
-
-fn iso(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
+#[path = "support/youtube_fake.rs"]
+mod youtube_fake;
+use youtube_fake::{iso, serve, Fake, Shared, K1, K2};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_unique() {
@@ -103,18 +41,7 @@ async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_uni
                 .collect(),
         );
     }
-    let data = web::Data::new(fake.clone());
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/youtube/v3/search", web::get().to(search))
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let base_url = format!("http://{}/youtube/v3", server.addrs()[0]);
-    let handle = server.run();
-    tokio::spawn(handle);
+    let base_url = serve(&fake);
 
     // Shared state in a fresh Mongo database; results through the real ClickHouse sink.
     let mongo_db = format!("test_yt_{id}");

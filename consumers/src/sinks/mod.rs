@@ -4,3 +4,4 @@ pub mod clickhouse;
 pub mod feed;
 pub mod images;
 pub mod mongo;
+pub mod youtube;

@@ -1,6 +1,8 @@
 //! The YouTube fetcher: for each query, `search.list` (type=video, order=date, publishedAfter = the
 //! newest video seen for the query minus an overlap, 50 per page, following nextPageToken up to a
-//! page limit), one VideoFetched event per video.
+//! page limit), one VideoFetched event per video. A walk the page limit stops is recorded
+//! ([`Walk`]) and resumed by the next fetch of the query (publishedBefore = the oldest video it
+//! reached); the query's cursor moves only once a walk reached its end, so no video is skipped.
 //!
 //! Several API keys: on a quota error (403 `quotaExceeded` / `dailyLimitExceeded`) the key is marked
 //! exhausted until the next reset (midnight Pacific) in MongoDB, where every fetcher instance sees it,
@@ -21,7 +23,7 @@ use schemas::events::VideoFetched;
 use serde::Deserialize;
 
 pub use quota::next_reset_ms;
-pub use state::SharedState;
+pub use state::{SharedState, Walk};
 
 use crate::{EventProducer, ProduceError};
 
@@ -30,8 +32,13 @@ pub enum FetchError {
     /// Every key is out of quota until `until_ms`.
     #[error("all API keys are out of quota until {until_ms} (epoch ms)")]
     AllKeysExhausted { until_ms: i64 },
-    #[error("YouTube API answered {status}: {message}")]
-    Api { status: u16, message: String },
+    #[error("YouTube API answered {status} ({reason}): {message}")]
+    Api {
+        status: u16,
+        /// The first `errors[].reason` (`invalidParameter`, `keyInvalid`, ...), or empty.
+        reason: String,
+        message: String,
+    },
     #[error("YouTube API unreachable after retries: {0}")]
     Unreachable(String),
     #[error("shared state (MongoDB): {0}")]
@@ -40,6 +47,21 @@ pub enum FetchError {
     Produce(#[from] ProduceError),
     #[error("configuration: {0}")]
     Config(String),
+}
+
+impl FetchError {
+    /// Whether the same request fails again whatever happens to the API, its keys or the network:
+    /// the API refused the query itself (`400` other than a bad key, `404`). Quota, a bad or
+    /// expired key (an operator's fix), `429`, `5xx`, the network, MongoDB and Kafka pass.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            FetchError::Api { status, reason, .. } => {
+                matches!(status, 400 | 404)
+                    && !matches!(reason.as_str(), "keyInvalid" | "keyExpired")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A named API key; the name is what logs and the shared state see.
@@ -205,21 +227,47 @@ impl Fetcher {
         &self.config
     }
 
-    /// Fetches one query from its cursor, produces its videos, then advances the cursor.
+    /// Fetches one query: resumes its stopped walk, or walks from its cursor; produces the videos;
+    /// then records where the page limit stopped the walk, or moves the cursor if it is done.
     pub async fn fetch_query(&self, query: &str) -> Result<FetchReport, FetchError> {
         let now = Timestamp::now().millis();
-        let after_ms = match self.state.cursor(query).await? {
-            Some(last) => last - self.config.overlap.as_millis() as i64,
-            None => now - self.config.initial_lookback.as_millis() as i64,
+        let mut walk = match self.state.walk(query).await? {
+            Some(walk) => {
+                tracing::info!(
+                    query,
+                    before_ms = walk.before_ms,
+                    "resuming a walk the page limit stopped"
+                );
+                walk
+            }
+            None => {
+                let after_ms = match self.state.cursor(query).await? {
+                    Some(last) => last - self.config.overlap.as_millis() as i64,
+                    None => now - self.config.initial_lookback.as_millis() as i64,
+                };
+                Walk {
+                    after_ms,
+                    before_ms: i64::MAX,
+                    newest_ms: i64::MIN,
+                    boundary_ids: Vec::new(),
+                }
+            }
         };
-        let published_after = rfc3339(after_ms);
+        let published_after = rfc3339(walk.after_ms);
+        let published_before = (walk.before_ms != i64::MAX).then(|| rfc3339(walk.before_ms));
+        let boundary: HashSet<String> = walk.boundary_ids.iter().cloned().collect();
+        let boundary_ms = walk.before_ms;
         let mut report = FetchReport::default();
         let mut seen = HashSet::new();
-        let mut newest: Option<i64> = None;
         let mut token: Option<String> = None;
         while report.pages < self.config.max_pages {
             let page = self
-                .search_page(query, &published_after, token.as_deref())
+                .search_page(
+                    query,
+                    &published_after,
+                    published_before.as_deref(),
+                    token.as_deref(),
+                )
                 .await?;
             report.pages += 1;
             let fetched_at = Timestamp::now();
@@ -230,7 +278,9 @@ impl Fetcher {
                     let video_id = item.id.video_id?;
                     let published_at =
                         Timestamp::parse_rfc3339("publishedAt", &item.snippet.published_at).ok()?;
-                    seen.insert(video_id.clone()).then(|| VideoFetched {
+                    let fetched_before =
+                        published_at.millis() == boundary_ms && boundary.contains(&video_id);
+                    (!fetched_before && seen.insert(video_id.clone())).then(|| VideoFetched {
                         event_id: EventId::new_random(),
                         video_id,
                         title: item.snippet.title,
@@ -252,23 +302,34 @@ impl Fetcher {
             try_join_all(events.iter().map(|e| self.producer.send(e, &[]))).await?;
             report.videos += events.len();
             metrics::METRICS.videos.inc_by(events.len() as u64);
-            newest = events
-                .iter()
-                .map(|e| e.published_at.millis())
-                .chain(newest)
-                .max();
+            for e in &events {
+                let at = e.published_at.millis();
+                walk.newest_ms = walk.newest_ms.max(at);
+                if at < walk.before_ms {
+                    walk.before_ms = at;
+                    walk.boundary_ids.clear();
+                }
+                if at == walk.before_ms {
+                    walk.boundary_ids.push(e.video_id.clone());
+                }
+            }
             token = page.next_page_token;
             if token.is_none() {
                 break;
             }
         }
-        if let Some(newest) = newest {
-            self.state.advance_cursor(query, newest).await?;
+        if token.is_some() && walk.before_ms != i64::MAX {
+            // Stopped by the page limit: the rest of this walk comes next time.
+            self.state.save_walk(query, &walk).await?;
+        } else {
+            let newest = (walk.newest_ms != i64::MIN).then_some(walk.newest_ms);
+            self.state.finish_walk(query, newest).await?;
         }
         tracing::info!(
             query,
             pages = report.pages,
             videos = report.videos,
+            done = token.is_none(),
             "query fetched"
         );
         Ok(report)
@@ -279,6 +340,7 @@ impl Fetcher {
         &self,
         query: &str,
         published_after: &str,
+        published_before: Option<&str>,
         token: Option<&str>,
     ) -> Result<SearchListResponse, FetchError> {
         let mut attempt = 0;
@@ -322,6 +384,9 @@ impl Fetcher {
                 ("publishedAfter", published_after),
                 ("key", key.secret.as_str()),
             ];
+            if let Some(before) = published_before {
+                params.push(("publishedBefore", before));
+            }
             if let Some(t) = token {
                 params.push(("pageToken", t));
             }
@@ -339,6 +404,7 @@ impl Fetcher {
                         .await
                         .map_err(|e| FetchError::Api {
                             status: 200,
+                            reason: "unreadable".into(),
                             message: e.without_url().to_string(),
                         });
                 }
@@ -367,7 +433,11 @@ impl Fetcher {
                         outcome(key, "error");
                         return Err(FetchError::Api {
                             status,
-                            message: body.map(|b| b.error.message).unwrap_or_default(),
+                            reason: reasons.first().copied().unwrap_or_default().to_string(),
+                            message: body
+                                .as_ref()
+                                .map(|b| b.error.message.clone())
+                                .unwrap_or_default(),
                         });
                     }
                 }

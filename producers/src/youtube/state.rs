@@ -92,4 +92,82 @@ impl SharedState {
             .await?;
         Ok(())
     }
+
+    /// The query's walk stopped by the page limit, if any.
+    pub async fn walk(&self, query: &str) -> Result<Option<Walk>, mongodb::error::Error> {
+        let Some(d) = self
+            .db
+            .collection::<Document>(YOUTUBE_QUERIES)
+            .find_one(doc! {"query": query})
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Ok(w) = d.get_document("walk") else {
+            return Ok(None);
+        };
+        Ok((|| {
+            Some(Walk {
+                after_ms: millis(w, "after_ms")?,
+                before_ms: millis(w, "before_ms")?,
+                newest_ms: millis(w, "newest_ms")?,
+                boundary_ids: w
+                    .get_array("boundary_ids")
+                    .ok()?
+                    .iter()
+                    .filter_map(|b| b.as_str().map(str::to_string))
+                    .collect(),
+            })
+        })())
+    }
+
+    /// Records where a walk stopped (the cursor does not move until the walk is done).
+    pub async fn save_walk(&self, query: &str, walk: &Walk) -> Result<(), mongodb::error::Error> {
+        self.db
+            .collection::<Document>(YOUTUBE_QUERIES)
+            .update_one(
+                doc! {"query": query},
+                doc! {"$set": {"query": query, "walk": {
+                    "after_ms": walk.after_ms,
+                    "before_ms": walk.before_ms,
+                    "newest_ms": walk.newest_ms,
+                    "boundary_ids": &walk.boundary_ids,
+                }}},
+            )
+            .with_options(UpdateOptions::builder().upsert(true).build())
+            .await?;
+        Ok(())
+    }
+
+    /// Ends the query's walk: the cursor moves to `newest_ms` (never back), the walk is forgotten.
+    pub async fn finish_walk(
+        &self,
+        query: &str,
+        newest_ms: Option<i64>,
+    ) -> Result<(), mongodb::error::Error> {
+        if let Some(newest) = newest_ms {
+            self.advance_cursor(query, newest).await?;
+        }
+        self.db
+            .collection::<Document>(YOUTUBE_QUERIES)
+            .update_one(doc! {"query": query}, doc! {"$unset": {"walk": ""}})
+            .await?;
+        Ok(())
+    }
+}
+
+/// A query's walk (newest first, page by page) that `YOUTUBE_MAX_PAGES` stopped before its end.
+/// The next fetch of the query resumes it: the same `publishedAfter`, and `publishedBefore` the
+/// oldest video fetched so far, so no video between the old cursor and the newest one is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walk {
+    /// The walk's `publishedAfter` (epoch ms).
+    pub after_ms: i64,
+    /// The oldest published time fetched so far: what is left is at or before it.
+    pub before_ms: i64,
+    /// The newest published time fetched: the cursor once the walk is done.
+    pub newest_ms: i64,
+    /// The videos published exactly at `before_ms` already fetched (`publishedBefore` includes
+    /// its own second, so they come again and are left out).
+    pub boundary_ids: Vec<String>,
 }
