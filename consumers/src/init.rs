@@ -1,7 +1,7 @@
 //! The initialiser: topics, schemas, ClickHouse tables, Mongo collections and indexes. Idempotent;
 //! `make run` and the tests run it.
 
-use common::config::{env_parse, StackConfig};
+use common::config::{env_or, env_parse, StackConfig};
 use producers::admin::{ensure_topics, TopicSpec};
 use schemas::Codec;
 
@@ -35,12 +35,20 @@ pub struct Report {
 }
 
 /// Topic settings: `TOPIC_PARTITIONS` overrides every topic's default partition count;
-/// `TOPIC_RETENTION_MS` (default 7 days).
+/// `TOPIC_RETENTION_MS` (default 7 days). The dead-letter topic (`DEAD_LETTER_TOPIC`) keeps its
+/// records `DEAD_LETTER_RETENTION` (default 30 days): an operator has longer to fix and replay
+/// than the sources keep the originals. It is last, and created on `DEAD_LETTER_BROKERS`.
 pub fn topic_specs() -> Result<Vec<TopicSpec>, InitError> {
     let partitions: i32 = env_parse("TOPIC_PARTITIONS", 0)?;
     let retention_ms: i64 = env_parse("TOPIC_RETENTION_MS", 7 * 24 * 3600 * 1000)?;
-    Ok(schemas::topics::ALL
+    let dead_retention = common::config::env_duration(
+        "DEAD_LETTER_RETENTION",
+        std::time::Duration::from_secs(30 * 86_400),
+    )?;
+    let dead_topic = env_or("DEAD_LETTER_TOPIC", schemas::topics::DEAD_LETTER);
+    let mut specs: Vec<TopicSpec> = schemas::topics::ALL
         .iter()
+        .filter(|t| t.name != schemas::topics::DEAD_LETTER)
         .map(|t| {
             let n = if partitions > 0 {
                 partitions
@@ -49,12 +57,25 @@ pub fn topic_specs() -> Result<Vec<TopicSpec>, InitError> {
             };
             TopicSpec::new(t.name, n).with_config("retention.ms", &retention_ms.to_string())
         })
-        .collect())
+        .collect();
+    let dead_partitions = schemas::topics::ALL
+        .iter()
+        .find(|t| t.name == schemas::topics::DEAD_LETTER)
+        .map_or(1, |t| t.partitions);
+    specs.push(
+        TopicSpec::new(&dead_topic, dead_partitions)
+            .with_config("retention.ms", &dead_retention.as_millis().to_string()),
+    );
+    Ok(specs)
 }
 
 pub async fn initialise(stack: &StackConfig, ch: &ClickHouseConfig) -> Result<Report, InitError> {
-    let specs = topic_specs()?;
+    let mut specs = topic_specs()?;
+    let dead = specs.pop().expect("the dead-letter topic is last");
     ensure_topics(&stack.kafka_brokers, &specs).await?;
+    let dead_brokers = env_or("DEAD_LETTER_BROKERS", &stack.kafka_brokers);
+    ensure_topics(&dead_brokers, std::slice::from_ref(&dead)).await?;
+    specs.push(dead);
     let schemas = Codec::new(&stack.schema_registry_url)?
         .register_all()
         .await?;
@@ -137,6 +158,26 @@ fn view_target(statement: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dead_letter_topic_outlives_the_sources() {
+        let specs = topic_specs().unwrap();
+        let retention = |s: &TopicSpec| -> i64 {
+            s.config
+                .iter()
+                .find(|(k, _)| k == "retention.ms")
+                .unwrap()
+                .1
+                .parse()
+                .unwrap()
+        };
+        let dead = specs.last().unwrap();
+        assert_eq!(dead.name, schemas::topics::DEAD_LETTER);
+        assert_eq!(retention(dead), 30 * 86_400_000);
+        assert!(specs[..specs.len() - 1]
+            .iter()
+            .all(|s| retention(s) < retention(dead)));
+    }
 
     #[test]
     fn every_view_names_its_target_and_select() {

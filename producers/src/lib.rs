@@ -148,6 +148,19 @@ impl RawProducer {
         payload: Option<&[u8]>,
         headers: &[(&str, &str)],
     ) -> Result<Delivery, ProduceError> {
+        self.send_at(topic, key, payload, headers, None).await
+    }
+
+    /// [`RawProducer::send`] with the record's timestamp (epoch ms) set, e.g. to the original's
+    /// when a record is produced again; `None`: now.
+    pub async fn send_at(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: &[(&str, &str)],
+        timestamp_ms: Option<i64>,
+    ) -> Result<Delivery, ProduceError> {
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (k, v) in headers {
             owned = owned.insert(Header {
@@ -161,6 +174,9 @@ impl RawProducer {
         }
         if let Some(p) = payload {
             record = record.payload(p);
+        }
+        if let Some(ts) = timestamp_ms {
+            record = record.timestamp(ts);
         }
         // Never wait for room in a full local queue: fail fast so callers can shed load.
         match self

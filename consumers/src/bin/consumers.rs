@@ -3,7 +3,11 @@
 //!     consumers replay [--from TOPIC] [--only-source TOPIC] [--group GROUP]
 //!
 //! re-drives the dead-letter topic (default `DEAD_LETTER_TOPIC`, `ugc.dead-letter`) into the topics
-//! its records came from; see `consumers::replay`.
+//! its records came from; see `consumers::replay`. Progress goes to stderr every 2 s, a summary per
+//! source topic (re-driven, replayed before, left for another run) to stdout. Progress is kept per
+//! source topic in the groups `<GROUP>.<source topic>` (default group `dead-letter-replay`).
+
+use std::time::Duration;
 
 use anyhow::bail;
 use consumers::replay::{replay, ReplayConfig};
@@ -18,14 +22,17 @@ async fn main() -> anyhow::Result<()> {
     if command != "replay" {
         bail!("unknown command {command:?}; known: replay");
     }
+    let brokers = common::config::StackConfig::from_env().kafka_brokers;
     let mut config = ReplayConfig {
-        brokers: common::config::StackConfig::from_env().kafka_brokers,
+        dead_letter_brokers: common::config::env_or("DEAD_LETTER_BROKERS", &brokers),
+        brokers,
         dead_letter_topic: common::config::env_or(
             "DEAD_LETTER_TOPIC",
             schemas::topics::DEAD_LETTER,
         ),
         group_id: "dead-letter-replay".into(),
         only_source: None,
+        idle: Duration::from_secs(3),
     };
     while let Some(flag) = args.next() {
         let Some(value) = args.next() else {
@@ -38,15 +45,34 @@ async fn main() -> anyhow::Result<()> {
             other => bail!("unknown option {other}"),
         }
     }
-    let report = replay(&config).await?;
+    let report = replay(&config, |r| {
+        eprintln!(
+            "replay: {} read, {} re-driven, {} left for another run",
+            r.read(),
+            r.replayed(),
+            r.left()
+        )
+    })
+    .await?;
     tracing::info!(
-        replayed = report.replayed,
-        skipped = report.skipped,
+        replayed = report.replayed(),
+        left = report.left(),
         "dead letters replayed"
     );
     println!(
-        "replayed {} record(s), skipped {}",
-        report.replayed, report.skipped
+        "{:<40} {:>10} {:>10} {:>10}",
+        "source topic", "re-driven", "before", "left"
+    );
+    for (source, s) in &report.sources {
+        println!(
+            "{source:<40} {:>10} {:>10} {:>10}",
+            s.replayed, s.before, s.left
+        );
+    }
+    println!(
+        "replayed {} record(s); {} left for another run",
+        report.replayed(),
+        report.left()
     );
     Ok(())
 }

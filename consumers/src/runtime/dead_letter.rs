@@ -1,6 +1,8 @@
 //! The dead-letter topic: the original key and bytes, the original headers, and headers that say
 //! where the record came from and why it was refused (for a sink's refusal, the database's own error
-//! text). `consumers replay` re-drives them.
+//! text, and when it was produced). `consumers replay` re-drives them. The topic may be on its own
+//! cluster (`DEAD_LETTER_BROKERS`) and keeps its records longer than the sources
+//! (`DEAD_LETTER_RETENTION`, set by `ugc-init`).
 
 use producers::{ProducerConfig, RawProducer};
 use rdkafka::message::{Headers, Message};
@@ -13,6 +15,9 @@ pub const H_PARTITION: &str = "dlq.source.partition";
 pub const H_OFFSET: &str = "dlq.source.offset";
 pub const H_ERROR: &str = "dlq.error";
 pub const H_CONSUMER: &str = "dlq.consumer";
+/// When the source record was produced (epoch ms): replay produces it again with this timestamp,
+/// so the sinks' time bounds judge it as they did the first time.
+pub const H_TIMESTAMP: &str = "dlq.source.timestamp";
 
 /// A header's value as text, for any message (borrowed from a poll or owned).
 pub fn header<M: Message>(msg: &M, name: &str) -> Option<String> {
@@ -31,7 +36,7 @@ pub(crate) struct DeadLetters {
 
 impl DeadLetters {
     pub(crate) fn new(config: &RuntimeConfig, sink: &str) -> Result<Self, RuntimeError> {
-        let pconf = ProducerConfig::from_env(&config.brokers)
+        let pconf = ProducerConfig::from_env(&config.dead_letter_brokers)
             .map_err(|e| RuntimeError::Kafka(e.to_string()))?;
         Ok(Self {
             producer: RawProducer::new(&pconf).map_err(|e| RuntimeError::Kafka(e.to_string()))?,
@@ -49,6 +54,7 @@ impl DeadLetters {
             let s = &d.source;
             let partition = s.partition().to_string();
             let offset = s.offset().to_string();
+            let produced = s.timestamp().to_millis().map(|ms| ms.to_string());
             let source = s.topic();
             async move {
                 let original: Vec<(&str, String)> = s
@@ -72,6 +78,9 @@ impl DeadLetters {
                     (H_ERROR, d.error.as_str()),
                     (H_CONSUMER, self.consumer_name.as_str()),
                 ]);
+                if let Some(produced) = &produced {
+                    headers.push((H_TIMESTAMP, produced.as_str()));
+                }
                 tracing::warn!(topic = %source, partition = s.partition(), offset = s.offset(), error = %d.error, "dead-lettered");
                 self.producer
                     .send(&self.topic, s.key(), s.payload(), &headers)

@@ -98,6 +98,8 @@ pub struct RuntimeConfig {
     /// The topic to read; defaults to the sink's event topic.
     pub topic: Option<String>,
     pub dead_letter_topic: String,
+    /// The cluster the dead-letter topic is on (`DEAD_LETTER_BROKERS`, default `KAFKA_BROKERS`).
+    pub dead_letter_brokers: String,
     pub max_rows: usize,
     pub max_bytes: usize,
     pub max_wait: Duration,
@@ -113,8 +115,10 @@ pub struct RuntimeConfig {
 impl RuntimeConfig {
     pub fn from_env(default_group: &str) -> Result<Self, common::config::ConfigError> {
         use common::config::{env_duration, env_or, env_parse};
+        let brokers = common::config::StackConfig::from_env().kafka_brokers;
         Ok(Self {
-            brokers: common::config::StackConfig::from_env().kafka_brokers,
+            dead_letter_brokers: env_or("DEAD_LETTER_BROKERS", &brokers),
+            brokers,
             group_id: env_or("CONSUMER_GROUP", default_group),
             topic: std::env::var("CONSUMER_TOPIC")
                 .ok()
@@ -137,6 +141,7 @@ impl RuntimeConfig {
             group_id: group_id.to_string(),
             topic: Some(topic.to_string()),
             dead_letter_topic: dead_letter_topic.to_string(),
+            dead_letter_brokers: brokers.to_string(),
             max_rows: 100,
             max_bytes: 1 << 20,
             max_wait: Duration::from_millis(100),
