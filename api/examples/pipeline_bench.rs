@@ -38,6 +38,38 @@ async fn count(client: &clickhouse::Client, table: &str) -> u64 {
 mod bench;
 use bench::{percentile, start_api, time_reads, write_section, PathFor};
 
+/// Runs `sink` until `n` rows are in `playback_events`; rows/s from the first row (group joined) to
+/// the last.
+async fn drain(
+    client: &clickhouse::Client,
+    runtime: RuntimeConfig,
+    codec: &Codec,
+    sink: ClickHouseSink<PlaybackEvent>,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(consumers::run(
+        runtime,
+        codec.clone(),
+        sink,
+        common::shutdown::Shutdown::when(async move {
+            let _ = stopped.await;
+        }),
+    ));
+    while count(client, "playback_events").await == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let first = count(client, "playback_events").await as usize;
+    while (count(client, "playback_events").await as usize) < n {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rate = (n - first) as f64 / started.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    task.await??;
+    Ok(rate)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n: usize = std::env::var("BENCH_SINK_EVENTS")
@@ -79,35 +111,29 @@ async fn main() -> anyhow::Result<()> {
     runtime.group_id = format!("bench-{id}");
     runtime.topic = Some(topic.clone());
     runtime.max_rows = 50_000;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let sink = tokio::spawn(consumers::run(
-        runtime,
-        codec.clone(),
-        ClickHouseSink::<PlaybackEvent>::new(client.clone()),
-        common::shutdown::Shutdown::when(async move {
-            let _ = stopped.await;
-        }),
-    ));
-    // Time from the first row (group joined) to the last.
-    while count(&client, "playback_events").await == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let started = Instant::now();
-    let first = count(&client, "playback_events").await as usize;
-    while (count(&client, "playback_events").await as usize) < n {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let sink_rate = (n - first) as f64 / started.elapsed().as_secs_f64();
+    let sink = ClickHouseSink::<PlaybackEvent>::new(client.clone());
+    let sink_rate = drain(&client, runtime.clone(), &codec, sink, n).await?;
     eprintln!("[bench] sink: {sink_rate:.0} rows/s");
-    let _ = stop.send(());
-    sink.await??;
+
+    // 1b. The same without the resend lookups (`event_ids`), from a fresh group and empty tables.
+    for table in ["playback_events", "event_ids"] {
+        client
+            .query(&format!("TRUNCATE TABLE {table}"))
+            .execute()
+            .await?;
+    }
+    runtime.group_id = format!("bench-{id}-nolookup");
+    let sink = ClickHouseSink::<PlaybackEvent>::new(client.clone()).without_lookups();
+    let unchecked_rate = drain(&client, runtime, &codec, sink, n).await?;
+    eprintln!("[bench] sink without the resend lookups: {unchecked_rate:.0} rows/s");
 
     // 2. The raw insert rate of the same rows with the clickhouse crate (the ceiling).
-    client
-        .query("TRUNCATE TABLE playback_events")
-        .execute()
-        .await
-        .ok();
+    for table in ["playback_events", "event_ids"] {
+        client
+            .query(&format!("TRUNCATE TABLE {table}"))
+            .execute()
+            .await?;
+    }
     let raw_db_rows: Vec<_> = events
         .iter()
         .enumerate()
@@ -281,10 +307,11 @@ async fn main() -> anyhow::Result<()> {
 | sink throughput, {n} playback events already on a 6-partition topic, one sink process (decode Avro through the registry, batch 50,000, insert, commit) | {sink:.0} rows/s | >= 2x ClickHouse's Kafka engine |\n\
 | the clickhouse crate inserting the same rows directly (RowBinary, 50,000 per INSERT): the ceiling | {raw:.0} rows/s | |\n\
 | sink / raw insert | {ratio:.2} | |\n\
+| the same sink without the resend lookups in `event_ids` (what they cost; resends would then count twice) | {unchecked:.0} rows/s | |\n\
 | ClickHouse 18.16's Kafka engine on the same broker | {kafka_engine} | |\n\
 | end to end, API 202 -> row queryable in ClickHouse ({seen} of {total} events at ~500/s): p50 / p99 / max | {p50:.0} / {p99:.0} / {max:.0} ms | p99 < 2,000 ms |\n\n\
 The Kafka engine cannot be the comparison here: Debian's ClickHouse 18.16 links Debian's librdkafka 2.0.2, which fails \
-the handshake with the local Tansu broker (see ../shared/STACK.md), and 18.16 has no `AvroConfluent` input format, so it \
+the handshake with the local Tansu broker, and 18.16 has no `AvroConfluent` input format, so it \
 could not read our topics even from a real Kafka. The sink is compared with the raw insert rate instead.\n\n\
 Command: `cargo run --release -p api --example pipeline_bench` (BENCH_SINK_EVENTS={n}).\n\n\
 ## Analytics reads\n\n\
@@ -294,6 +321,7 @@ Command: `cargo run --release -p api --example pipeline_bench` (BENCH_SINK_EVENT
         sink = sink_rate,
         raw = raw_rate,
         ratio = sink_rate / raw_rate,
+        unchecked = unchecked_rate,
         seen = latencies.len(),
         p50 = percentile(&latencies, 0.5),
         p99 = percentile(&latencies, 0.99),

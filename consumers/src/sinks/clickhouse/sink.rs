@@ -4,6 +4,7 @@ use std::marker::PhantomData;
 use std::ops::Range;
 
 use clickhouse::{Client, Row};
+use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -18,6 +19,10 @@ pub const MAX_PARTITIONS_PER_INSERT: usize = 100;
 /// Events looked up in `event_ids` per query: the query carries their times and ids as text
 /// (about 60 bytes each), well under the server's `max_query_size` (256 KiB by default).
 pub const LOOKUP_CHUNK: usize = 2_000;
+/// Lookups of one batch in flight at once.
+const LOOKUPS_AT_ONCE: usize = 4;
+/// A chunk whose events occurred within this span is looked up by time range, not by each time.
+const SHORT_SPAN_MS: u64 = 600_000;
 
 /// Inserts batches of `E` into `E::TABLE`, each event once: the batch's events already in
 /// `event_ids` (and repeats within the batch) are left out, the rest inserted as one RowBinary
@@ -27,6 +32,7 @@ pub const LOOKUP_CHUNK: usize = 2_000;
 pub struct ClickHouseSink<E> {
     client: Client,
     max_partitions: usize,
+    lookup: bool,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -35,12 +41,20 @@ impl<E: Table> ClickHouseSink<E> {
         Self {
             client,
             max_partitions: MAX_PARTITIONS_PER_INSERT,
+            lookup: true,
             _event: PhantomData,
         }
     }
 
     pub fn with_max_partitions(mut self, max_partitions: usize) -> Self {
         self.max_partitions = max_partitions;
+        self
+    }
+
+    /// Without the `event_ids` lookups (repeats within a batch are still left out): what the
+    /// lookups cost, for `make bench`. Resends and re-reads are then counted again.
+    pub fn without_lookups(mut self) -> Self {
+        self.lookup = false;
         self
     }
 
@@ -116,38 +130,64 @@ impl<E: Table> ClickHouseSink<E> {
         };
         let mut firsts = HashSet::new();
         let fresh: Vec<&Record<E>> = batch.iter().filter(|r| firsts.insert(key(r))).collect();
-        if !E::DEDUPLICATED {
+        if !E::DEDUPLICATED || !self.lookup {
             return Ok(fresh);
         }
-        let mut seen = HashSet::new();
-        for chunk in fresh.chunks(LOOKUP_CHUNK) {
-            let times: BTreeSet<u64> = chunk.iter().map(|r| key(r).0).collect();
-            let ids: Vec<String> = chunk.iter().map(|r| key(r).1.to_string()).collect();
-            let (first, last) = (times.first().copied(), times.last().copied());
-            // The month bounds let the server skip other partitions; the time set picks the
-            // granules (the table is ordered by stream, time, id); the id set the rows.
-            let rows: Vec<Seen> = self
-                .client
-                .query(
-                    "SELECT occurred_at_ms, event_id FROM event_ids \
-                     WHERE stream = ? AND occurred_at >= toDateTime(?) AND occurred_at <= toDateTime(?) \
-                       AND occurred_at_ms IN (SELECT arrayJoin(?)) \
-                       AND event_id IN (SELECT toUUID(arrayJoin(?)))",
-                )
-                .bind(E::TABLE)
-                .bind(first.unwrap_or_default() / 1000)
-                .bind(last.unwrap_or_default() / 1000)
-                .bind(times.into_iter().collect::<Vec<u64>>())
-                .bind(ids)
-                .fetch_all()
-                .await
-                .map_err(classify)?;
-            seen.extend(rows.into_iter().map(|s| (s.occurred_at_ms, s.event_id)));
+        // Looked up in time order, so each chunk covers a short span of the table (a live batch:
+        // its last granules), a few chunks at a time.
+        let mut keys: Vec<(u64, Uuid)> = fresh.iter().map(|r| key(r)).collect();
+        keys.sort_unstable();
+        let mut lookups = Vec::new();
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            lookups.push(self.lookup_chunk(chunk));
         }
+        let found: Vec<Vec<Seen>> = futures::stream::iter(lookups)
+            .buffer_unordered(LOOKUPS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let seen: HashSet<(u64, Uuid)> = found
+            .into_iter()
+            .flatten()
+            .map(|s| (s.occurred_at_ms, s.event_id))
+            .collect();
         Ok(fresh
             .into_iter()
             .filter(|r| !seen.contains(&key(r)))
             .collect())
+    }
+}
+
+impl<E: Table> ClickHouseSink<E> {
+    /// The rows of `event_ids` among these (time, id) keys, sorted by time.
+    async fn lookup_chunk(&self, keys: &[(u64, Uuid)]) -> Result<Vec<Seen>, SinkError> {
+        let (first, last) = (keys[0].0, keys[keys.len() - 1].0);
+        let ids: Vec<String> = keys.iter().map(|k| k.1.to_string()).collect();
+        // The month bounds let the server skip other partitions; the times pick the granules
+        // (the table is ordered by stream, time, id): a short span as a range, a long one (a
+        // backlog with stragglers) as the exact set; the ids pick the rows.
+        let times = if last - first <= SHORT_SPAN_MS {
+            "occurred_at_ms BETWEEN ? AND ?"
+        } else {
+            "occurred_at_ms IN (SELECT arrayJoin(?))"
+        };
+        let mut query = self
+            .client
+            .query(&format!(
+                "SELECT occurred_at_ms, event_id FROM event_ids \
+                 WHERE stream = ? AND occurred_at >= toDateTime(?) AND occurred_at <= toDateTime(?) \
+                   AND {times} AND event_id IN (SELECT toUUID(arrayJoin(?)))"
+            ))
+            .bind(E::TABLE)
+            .bind(first / 1000)
+            .bind(last / 1000);
+        query = if last - first <= SHORT_SPAN_MS {
+            query.bind(first).bind(last)
+        } else {
+            let mut set: Vec<u64> = keys.iter().map(|k| k.0).collect();
+            set.dedup();
+            query.bind(set)
+        };
+        query.bind(ids).fetch_all().await.map_err(classify)
     }
 }
 
