@@ -1,6 +1,8 @@
 //! Who is calling. Services send `X-Api-Key` (keys from config, compared in constant time); users
 //! send `Authorization: Bearer <JWT>` (HS256 secret or RS256 public key from config, `sub` = user
-//! id, `exp` checked). [`Caller`] is an extractor: a handler that takes it is authenticated.
+//! id; `exp` and `nbf` checked, `iss` / `aud` when configured, a lifetime over
+//! `JWT_MAX_LIFETIME_SECS` refused). [`Caller`] is an extractor: a handler that takes it is
+//! authenticated.
 
 use std::future::{ready, Ready};
 
@@ -58,7 +60,15 @@ impl Caller {
 #[derive(Clone)]
 struct ApiKey {
     name: String,
-    secret: Vec<u8>,
+    /// SHA-256 of the key: every comparison is of 32 bytes, whatever the lengths.
+    digest: [u8; 32],
+    dev: bool,
+}
+
+/// SHA-256 of a secret, for comparisons that take the same time whatever its length.
+pub fn digest(secret: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret).into()
 }
 
 /// Keys and token verification, from `API_KEYS`, `JWT_HS256_SECRET`, `JWT_RS256_PUBLIC_KEY`.
@@ -67,6 +77,9 @@ pub struct AuthConfig {
     keys: Vec<ApiKey>,
     decoding: DecodingKey,
     validation: Validation,
+    /// Tokens valid for longer than this (from `iat`, or from now) are refused.
+    max_lifetime_secs: u64,
+    dev_secret: bool,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -85,6 +98,8 @@ pub enum AuthConfigError {
     EmptyKey(usize),
     #[error("JWT_RS256_PUBLIC_KEY is not a PEM RSA public key: {0}")]
     BadPublicKey(jsonwebtoken::errors::Error),
+    #[error(transparent)]
+    Config(#[from] common::config::ConfigError),
 }
 
 /// The local development defaults; `main` warns when they are in use.
@@ -110,7 +125,8 @@ impl AuthConfig {
             }
             keys.push(ApiKey {
                 name,
-                secret: secret.as_bytes().to_vec(),
+                digest: digest(secret.as_bytes()),
+                dev: secret == DEV_API_KEY,
             });
         }
         let (decoding, algorithm) = match rs256_public_pem {
@@ -126,34 +142,74 @@ impl AuthConfig {
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 30;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
         Ok(Self {
             keys,
             decoding,
             validation,
+            max_lifetime_secs: 24 * 3600,
+            dev_secret: rs256_public_pem.is_none() && hs256_secret == DEV_JWT_SECRET,
         })
     }
 
+    /// Tokens must name this issuer (`iss`).
+    pub fn with_issuer(mut self, issuer: &str) -> Self {
+        self.validation.set_issuer(&[issuer]);
+        self.validation.required_spec_claims.insert("iss".into());
+        self
+    }
+
+    /// Tokens must name this audience (`aud`).
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        self.validation.set_audience(&[audience]);
+        self.validation.validate_aud = true;
+        self.validation.required_spec_claims.insert("aud".into());
+        self
+    }
+
+    /// Tokens valid for longer than this are refused (`JWT_MAX_LIFETIME_SECS`).
+    pub fn with_max_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime_secs = secs;
+        self
+    }
+
+    /// `API_KEYS`, `JWT_HS256_SECRET`, `JWT_RS256_PUBLIC_KEY`, `JWT_ISSUER`, `JWT_AUDIENCE`,
+    /// `JWT_MAX_LIFETIME_SECS` (default 86400).
     pub fn from_env() -> Result<Self, AuthConfigError> {
-        let keys = common::config::env_or("API_KEYS", &format!("local:{DEV_API_KEY}"));
-        let secret = common::config::env_or("JWT_HS256_SECRET", DEV_JWT_SECRET);
+        use common::config::{env_or, env_parse};
+        let keys = env_or("API_KEYS", &format!("local:{DEV_API_KEY}"));
+        let secret = env_or("JWT_HS256_SECRET", DEV_JWT_SECRET);
         let pem = std::env::var("JWT_RS256_PUBLIC_KEY")
             .ok()
             .filter(|p| !p.is_empty());
-        Self::new(&keys, &secret, pem.as_deref())
+        let mut config = Self::new(&keys, &secret, pem.as_deref())?
+            .with_max_lifetime(env_parse("JWT_MAX_LIFETIME_SECS", 24 * 3600)?);
+        if let Ok(iss) = std::env::var("JWT_ISSUER") {
+            if !iss.is_empty() {
+                config = config.with_issuer(&iss);
+            }
+        }
+        if let Ok(aud) = std::env::var("JWT_AUDIENCE") {
+            if !aud.is_empty() {
+                config = config.with_audience(&aud);
+            }
+        }
+        Ok(config)
     }
 
-    /// True when a development default is in force.
+    /// True when a development default (the built-in key or secret) is in force.
     pub fn uses_dev_defaults(&self) -> bool {
-        self.keys.iter().any(|k| k.secret == DEV_API_KEY.as_bytes())
-            || (self.validation.algorithms == [Algorithm::HS256]
-                && std::env::var("JWT_HS256_SECRET").map_or(true, |s| s.is_empty()))
+        self.keys.iter().any(|k| k.dev) || self.dev_secret
     }
 
     fn service(&self, presented: &[u8]) -> Option<&str> {
-        // Compare against every key, without an early exit, so timing says nothing about which.
+        // Compare digests against every key, without an early exit, so timing says nothing about
+        // which key, nor about its length.
+        let presented = digest(presented);
         let mut found = None;
         for key in &self.keys {
-            if bool::from(key.secret.ct_eq(presented)) {
+            if bool::from(key.digest.ct_eq(&presented)) {
                 found = Some(key.name.as_str());
             }
         }
@@ -185,6 +241,14 @@ impl AuthConfig {
         let claims = decode::<Claims>(token.trim(), &self.decoding, &self.validation)
             .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?
             .claims;
+        let now = jsonwebtoken::get_current_timestamp();
+        let start = claims.iat.unwrap_or(now).max(claims.nbf.unwrap_or(0));
+        if claims.exp.saturating_sub(start.min(now)) > self.max_lifetime_secs {
+            return Err(ApiError::Unauthorized(format!(
+                "invalid token: valid for longer than {} s (JWT_MAX_LIFETIME_SECS)",
+                self.max_lifetime_secs
+            )));
+        }
         UserId::parse(&claims.sub)
             .map(Caller::User)
             .map_err(|_| ApiError::Unauthorized("invalid token: sub is not a user id".into()))
@@ -194,6 +258,9 @@ impl AuthConfig {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
+    exp: u64,
+    iat: Option<u64>,
+    nbf: Option<u64>,
 }
 
 impl FromRequest for Caller {

@@ -32,6 +32,8 @@ pub struct Settings {
     /// `IMAGE_MAX_UPLOAD_BYTES` (default 20 MiB).
     pub image_max_upload_bytes: usize,
     pub image_limits: stores::images::ImageLimits,
+    /// `API_METRICS`, `METRICS_TOKEN`.
+    pub metrics: crate::metrics::MetricsAccess,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
             feeds: stores::feeds::FeedConfig::from_env()?,
             image_max_upload_bytes: env_parse("IMAGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)?,
             image_limits: stores::images::ImageLimits::from_env()?,
+            metrics: crate::metrics::MetricsAccess::from_env()?,
             stack,
         })
     }

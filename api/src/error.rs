@@ -37,6 +37,9 @@ pub enum ApiError {
     /// No such resource.
     #[error("not found")]
     NotFound(String),
+    /// The path exists, not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -87,7 +90,8 @@ impl ApiError {
             | ApiError::BadQuery(m)
             | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
-            | ApiError::NotFound(m) => {
+            | ApiError::NotFound(m)
+            | ApiError::MethodNotAllowed(m) => {
                 vec![json!({"message": m})]
             }
             ApiError::Invalid(errors) => errors
@@ -113,6 +117,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_)
             | ApiError::AnalyticsUnavailable(_)
             | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -144,4 +149,30 @@ impl ResponseError for ApiError {
         }
         response.json(json!({"error": self.to_string(), "details": self.details()}))
     }
+}
+
+/// Rewrites the framework's own 404 and 405 answers (unknown path, wrong method: empty bodies) into
+/// the JSON error shape every other error has; a JSON answer (a handler's own 404) is kept.
+pub fn framework_errors<B: actix_web::body::MessageBody + 'static>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::middleware::ErrorHandlerResponse;
+    let json = res
+        .response()
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (req, _) = res.into_parts();
+    let error = if status == StatusCode::METHOD_NOT_ALLOWED {
+        ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path()))
+    } else {
+        ApiError::NotFound(format!("no such path: {}", req.path()))
+    };
+    let res = actix_web::dev::ServiceResponse::new(req, error.error_response());
+    Ok(ErrorHandlerResponse::Response(res.map_into_right_body()))
 }

@@ -83,6 +83,70 @@ pub fn produce_error(e: &ProduceError) {
     METRICS.produce_errors.with_label_values(&[kind]).inc();
 }
 
+/// Who may read `GET /metrics` on the API port: `API_METRICS` (`on`, default, or `off`: no route)
+/// and `METRICS_TOKEN` (when set, `Authorization: Bearer <token>` is required).
+#[derive(Clone, Default)]
+pub struct MetricsAccess {
+    pub enabled: bool,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsAccess")
+            .field("enabled", &self.enabled)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl MetricsAccess {
+    pub fn from_env() -> Result<Self, common::config::ConfigError> {
+        let enabled = match common::config::env_or("API_METRICS", "on").as_str() {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(common::config::ConfigError {
+                    name: "API_METRICS".into(),
+                    value: other.into(),
+                    reason: "must be on or off".into(),
+                })
+            }
+        };
+        let token = std::env::var("METRICS_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        Ok(Self { enabled, token })
+    }
+}
+
+/// `GET /metrics`, behind `METRICS_TOKEN` when it is set.
+pub async fn guarded(
+    req: actix_web::HttpRequest,
+    access: actix_web::web::Data<MetricsAccess>,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    use subtle::ConstantTimeEq;
+    if let Some(token) = &access.token {
+        let presented = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Digests, so the comparison takes the same time whatever the lengths.
+        let (a, b) = (
+            crate::auth::digest(presented.as_bytes()),
+            crate::auth::digest(token.as_bytes()),
+        );
+        if !bool::from(a.ct_eq(&b)) {
+            return Err(crate::error::ApiError::Unauthorized(
+                "/metrics needs Authorization: Bearer <METRICS_TOKEN>".into(),
+            ));
+        }
+    }
+    Ok(endpoint().await)
+}
+
 /// `GET /metrics` in the Prometheus text format.
 pub async fn endpoint() -> HttpResponse {
     let mut out = Vec::new();
@@ -105,7 +169,12 @@ pub async fn track(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().to_string();
+    // A fixed set of label values: any method string a client invents would mint a time series.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_string();
     let span = tracing::info_span!(
         "request",
         %method,

@@ -5,7 +5,8 @@ use std::net::TcpListener;
 
 use actix_governor::Governor;
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, Condition};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, Condition, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use producers::EventProducer;
 use schemas::Codec;
@@ -35,6 +36,18 @@ pub enum BuildError {
     Feeds(#[from] stores::feeds::FeedError),
     #[error("kafka producer: {0}")]
     Producer(#[from] producers::ProduceError),
+    #[error("refusing to serve {0} with the built-in development API key or JWT secret: set API_KEYS and JWT_HS256_SECRET (or JWT_RS256_PUBLIC_KEY), or bind a loopback address (API_HOST=127.0.0.1)")]
+    DevDefaults(String),
+}
+
+/// Whether `host` is only reachable from this machine.
+fn loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub struct Application {
@@ -46,6 +59,9 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: &Settings) -> Result<Self, BuildError> {
         let addr = format!("{}:{}", settings.host, settings.port);
+        if settings.auth.uses_dev_defaults() && !loopback(&settings.host) {
+            return Err(BuildError::DevDefaults(addr));
+        }
         let listener = TcpListener::bind(&addr).map_err(|source| BuildError::Bind {
             addr: addr.clone(),
             source,
@@ -81,12 +97,14 @@ impl Application {
             limits: settings.limits,
         });
         let governor = settings.rate_limit.config();
+        let metrics = web::Data::new(settings.metrics.clone());
         let openapi = ApiDoc::openapi();
-        let server =
-            HttpServer::new(move || {
-                let limited = governor.clone();
+        let server = HttpServer::new(move || {
+            let limited = governor.clone();
+            let app =
                 App::new()
                     .app_data(state.clone())
+                    .app_data(metrics.clone())
                     .app_data(web::QueryConfig::default().error_handler(|e, _| {
                         crate::error::ApiError::BadQuery(e.to_string()).into()
                     }))
@@ -94,20 +112,32 @@ impl Application {
                         limited.is_some(),
                         Governor::new(&limited.unwrap_or_else(fallback_governor)),
                     ))
+                    .wrap(
+                        ErrorHandlers::new()
+                            .handler(StatusCode::NOT_FOUND, crate::error::framework_errors)
+                            .handler(
+                                StatusCode::METHOD_NOT_ALLOWED,
+                                crate::error::framework_errors,
+                            ),
+                    )
                     .wrap(from_fn(crate::metrics::track))
                     // Before the /api/v1 scope, which would otherwise answer 404 for these paths.
                     .service(
                         SwaggerUi::new("/api/v1/docs/{_:.*}")
                             .url("/api/v1/openapi.json", openapi.clone()),
                     )
-                    .configure(crate::routes::configure)
-                    .route("/metrics", web::get().to(crate::metrics::endpoint))
+                    .configure(crate::routes::configure);
+            app.configure(|c| {
+                if metrics.enabled {
+                    c.route("/metrics", web::get().to(crate::metrics::guarded));
+                }
             })
-            .workers(settings.workers)
-            .backlog(4096)
-            .disable_signals()
-            .listen(listener)?
-            .run();
+        })
+        .workers(settings.workers)
+        .backlog(4096)
+        .disable_signals()
+        .listen(listener)?
+        .run();
         Ok(Self {
             port,
             server,

@@ -30,88 +30,88 @@ use crate::telemetry::TraceContext;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        // One resource per path, so a wrong method is 405 (a route per method would be 404).
         web::scope("/api/v1")
-            .route("/healthcheck/ping", web::get().to(health::ping))
-            .route("/health/ready", web::get().to(health::ready))
-            .route(
-                "/movies/playback-event",
-                web::post().to(movies::playback_event),
+            .service(web::resource("/healthcheck/ping").route(web::get().to(health::ping)))
+            .service(web::resource("/health/ready").route(web::get().to(health::ready)))
+            .service(
+                web::resource("/movies/playback-event")
+                    .route(web::post().to(movies::playback_event)),
             )
-            .route(
-                "/movies/movie-viewing",
-                web::post().to(movies::movie_viewing),
+            .service(
+                web::resource("/movies/movie-viewing").route(web::post().to(movies::movie_viewing)),
             )
-            .route(
-                "/movies/playback-position",
-                web::post().to(movies::playback_position),
+            .service(
+                web::resource("/movies/playback-position")
+                    .route(web::post().to(movies::playback_position)),
             )
-            .route(
-                "/likes/users/{user_id}/movies/{movie_id}",
-                web::post().to(likes::rate),
+            .service(
+                web::resource("/likes/users/{user_id}/movies/{movie_id}")
+                    .route(web::post().to(likes::rate)),
             )
-            .route(
-                "/favorites/users/{user_id}/movies/{movie_id}",
-                web::post().to(favorites::add),
+            .service(
+                web::resource("/favorites/users/{user_id}/movies/{movie_id}")
+                    .route(web::post().to(favorites::add))
+                    .route(web::delete().to(favorites::remove)),
             )
-            .route(
-                "/favorites/users/{user_id}/movies/{movie_id}",
-                web::delete().to(favorites::remove),
+            .service(
+                web::resource("/follows/{followee_id}")
+                    .route(web::post().to(follows::follow))
+                    .route(web::delete().to(follows::unfollow)),
             )
-            .route("/follows/{followee_id}", web::post().to(follows::follow))
-            .route(
-                "/follows/{followee_id}",
-                web::delete().to(follows::unfollow),
+            .service(
+                web::resource("/favorites/users/{user_id}").route(web::get().to(favorites::list)),
             )
-            .route("/favorites/users/{user_id}", web::get().to(favorites::list))
-            .route("/likes/users/{user_id}", web::get().to(likes::list))
-            .route("/movies/top-rated", web::get().to(likes::top_rated))
-            .route(
-                "/movies/{movie_id}/rating",
-                web::get().to(likes::movie_rating),
+            .service(web::resource("/likes/users/{user_id}").route(web::get().to(likes::list)))
+            .service(web::resource("/movies/top-rated").route(web::get().to(likes::top_rated)))
+            .service(
+                web::resource("/movies/{movie_id}/rating")
+                    .route(web::get().to(likes::movie_rating)),
             )
-            .route(
-                "/users/{user_id}/followers",
-                web::get().to(follows::followers),
+            .service(
+                web::resource("/users/{user_id}/followers")
+                    .route(web::get().to(follows::followers)),
             )
-            .route(
-                "/users/{user_id}/following",
-                web::get().to(follows::following),
+            .service(
+                web::resource("/users/{user_id}/following")
+                    .route(web::get().to(follows::following)),
             )
-            .route("/posts", web::post().to(posts::create))
-            .route("/posts/{post_id}/fanout", web::get().to(feed::fanout))
-            .route("/feed", web::get().to(feed::feed))
-            .route("/images/resize", web::post().to(images::resize))
-            .route("/images/result/{task_id}", web::get().to(images::result))
-            .route("/status/{task_id}", web::get().to(images::status))
-            .route("/videos", web::get().to(videos::list))
-            .route("/videos/fetch", web::post().to(videos::fetch))
-            .route("/videos/search", web::get().to(videos::search))
-            .route(
-                "/videos/trending-keywords",
-                web::get().to(videos::trending_keywords),
+            .service(web::resource("/posts").route(web::post().to(posts::create)))
+            .service(web::resource("/posts/{post_id}/fanout").route(web::get().to(feed::fanout)))
+            .service(web::resource("/feed").route(web::get().to(feed::feed)))
+            .service(web::resource("/images/resize").route(web::post().to(images::resize)))
+            .service(web::resource("/images/result/{task_id}").route(web::get().to(images::result)))
+            .service(web::resource("/status/{task_id}").route(web::get().to(images::status)))
+            .service(web::resource("/videos").route(web::get().to(videos::list)))
+            .service(web::resource("/videos/fetch").route(web::post().to(videos::fetch)))
+            .service(web::resource("/videos/search").route(web::get().to(videos::search)))
+            .service(
+                web::resource("/videos/trending-keywords")
+                    .route(web::get().to(videos::trending_keywords)),
             )
-            .route(
-                "/channels/{channel_id}/stats",
-                web::get().to(videos::channel_stats),
+            .service(
+                web::resource("/channels/{channel_id}/stats")
+                    .route(web::get().to(videos::channel_stats)),
             )
-            .route("/events", web::post().to(events::user_event))
-            .route("/events/batch", web::post().to(batch::batch))
-            .route("/anonymous-events", web::post().to(events::anonymous_event))
-            .route(
-                "/analytics/users/{user_id}/movies/{movie_id}/watch-time",
-                web::get().to(analytics::watch_time),
+            .service(web::resource("/events").route(web::post().to(events::user_event)))
+            .service(web::resource("/events/batch").route(web::post().to(batch::batch)))
+            .service(
+                web::resource("/anonymous-events").route(web::post().to(events::anonymous_event)),
             )
-            .route(
-                "/analytics/users/{user_id}/continue-watching",
-                web::get().to(analytics::continue_watching),
+            .service(
+                web::resource("/analytics/users/{user_id}/movies/{movie_id}/watch-time")
+                    .route(web::get().to(analytics::watch_time)),
             )
-            .route(
-                "/analytics/movies/top",
-                web::get().to(analytics::top_movies),
+            .service(
+                web::resource("/analytics/users/{user_id}/continue-watching")
+                    .route(web::get().to(analytics::continue_watching)),
             )
-            .route(
-                "/analytics/events/hourly",
-                web::get().to(analytics::events_hourly),
+            .service(
+                web::resource("/analytics/movies/top").route(web::get().to(analytics::top_movies)),
+            )
+            .service(
+                web::resource("/analytics/events/hourly")
+                    .route(web::get().to(analytics::events_hourly)),
             ),
     )
     .route("/health/ready", web::get().to(health::ready))

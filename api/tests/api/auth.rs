@@ -117,15 +117,7 @@ async fn health_and_docs_are_open() {
             "{path} missing from the OpenAPI document"
         );
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     assert!(metrics.contains("http_requests_in_flight"));
 }

@@ -72,6 +72,18 @@ impl TestApp {
         self.post_raw(path, body.to_string()).await
     }
 
+    /// The body of an unauthenticated GET, as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body")
+    }
+
     /// POST as a service (X-Api-Key).
     pub async fn post_raw(&self, path: &str, body: String) -> reqwest::Response {
         self.client

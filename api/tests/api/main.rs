@@ -12,6 +12,7 @@ mod images;
 mod playback;
 mod resends;
 mod resilience;
+mod security;
 mod time_bounds;
 mod vertical_slice;
 mod videos;

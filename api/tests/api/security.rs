@@ -1,0 +1,222 @@
+//! Issue 16, the parts built so far: one JSON error shape for unknown paths and wrong methods;
+//! metrics that a client cannot inflate and an operator can close; tokens checked for `nbf`,
+//! lifetime, issuer and audience; the development key refused off loopback.
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, spawn_app_with, test_settings, JWT_SECRET};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A token with these claims, signed with the tests' secret.
+fn signed(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_and_wrong_methods_answer_the_json_error_shape() {
+    let app = spawn_app().await;
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/nothing/here", 404),
+        (reqwest::Method::GET, "/api/v1/no-such-endpoint", 404),
+        (reqwest::Method::DELETE, "/api/v1/events", 405),
+        (reqwest::Method::GET, "/api/v1/movies/playback-event", 405),
+    ] {
+        let resp = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{method} {path}");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"].is_string(), "{body}");
+        assert!(
+            body["details"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(path),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invented_methods_mint_no_series_and_metrics_can_be_closed() {
+    let app = spawn_app().await;
+    for i in 0..3 {
+        let method = reqwest::Method::from_bytes(format!("ATK{i}X").as_bytes()).unwrap();
+        let resp = app
+            .client
+            .request(method, app.url("/api/v1/events"))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_client_error());
+    }
+    let text = app.get_text("/metrics").await;
+    assert!(
+        !text.contains("ATK"),
+        "a client-chosen method became a label"
+    );
+    assert!(text.contains("method=\"other\""), "{text}");
+
+    // METRICS_TOKEN: only with the token.
+    let mut settings = test_settings();
+    settings.metrics.token = Some("metrics-secret".into());
+    let closed = spawn_app_with(settings).await;
+    let without = closed
+        .client
+        .get(closed.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without.status(), 401);
+    let body: Value = without.json().await.unwrap();
+    assert!(body["details"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("METRICS_TOKEN"));
+    let wrong = closed
+        .client
+        .get(closed.url("/metrics"))
+        .bearer_auth("metrics-secret-but-longer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let with = closed
+        .client
+        .get(closed.url("/metrics"))
+        .bearer_auth("metrics-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with.status(), 200);
+    assert!(with.text().await.unwrap().contains("http_requests_total"));
+
+    // API_METRICS=off: no such route.
+    let mut settings = test_settings();
+    settings.metrics.enabled = false;
+    let off = spawn_app_with(settings).await;
+    assert_eq!(
+        off.client
+            .get(off.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_checked_for_nbf_lifetime_issuer_and_audience() {
+    let user = uuid::Uuid::new_v4().to_string();
+    let path = format!("/api/v1/favorites/users/{user}");
+    let ask = |app: &crate::helpers::TestApp, token: String| {
+        let req = app.client.get(app.url(&path)).bearer_auth(token);
+        async move { req.send().await.unwrap() }
+    };
+    let app = spawn_app().await;
+    let t = now();
+    let ok = ask(
+        &app,
+        signed(serde_json::json!({"sub": user, "exp": t + 3600})),
+    )
+    .await;
+    assert_eq!(ok.status(), 200, "{}", ok.text().await.unwrap());
+    for (claims, why) in [
+        (
+            serde_json::json!({"sub": user, "exp": t + 7200, "nbf": t + 3600}),
+            "not yet valid",
+        ),
+        (
+            serde_json::json!({"sub": user, "exp": 100_000_000_000i64}),
+            "valid until the year 5138",
+        ),
+        (
+            serde_json::json!({"sub": user, "exp": t + 2 * 86_400, "iat": t}),
+            "a 48 h token",
+        ),
+        (
+            serde_json::json!({"sub": user, "exp": t + 2 * 86_400, "iat": t + 86_400}),
+            "a forged iat",
+        ),
+    ] {
+        let resp = ask(&app, signed(claims)).await;
+        assert_eq!(resp.status(), 401, "{why}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"].is_string(), "{why}: {body}");
+    }
+
+    // JWT_ISSUER / JWT_AUDIENCE configured: tokens must carry them.
+    let mut settings = test_settings();
+    settings.auth = settings
+        .auth
+        .clone()
+        .with_issuer("https://auth.cinema.example")
+        .with_audience("ugc-api");
+    let strict = spawn_app_with(settings).await;
+    let both = serde_json::json!({"sub": user, "exp": t + 3600,
+        "iss": "https://auth.cinema.example", "aud": "ugc-api"});
+    assert_eq!(ask(&strict, signed(both)).await.status(), 200);
+    for claims in [
+        serde_json::json!({"sub": user, "exp": t + 3600}),
+        serde_json::json!({"sub": user, "exp": t + 3600, "iss": "https://evil.example", "aud": "ugc-api"}),
+        serde_json::json!({"sub": user, "exp": t + 3600, "iss": "https://auth.cinema.example", "aud": "other"}),
+    ] {
+        assert_eq!(
+            ask(&strict, signed(claims.clone())).await.status(),
+            401,
+            "{claims}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_key_is_refused_off_loopback() {
+    let mut settings = test_settings();
+    settings.auth = api::auth::AuthConfig::new(
+        &format!("local:{}", api::auth::DEV_API_KEY),
+        "a-real-secret",
+        None,
+    )
+    .unwrap();
+    settings.host = "0.0.0.0".into();
+    let err = api::startup::Application::build(&settings)
+        .await
+        .err()
+        .expect("refused");
+    let message = err.to_string();
+    assert!(
+        message.contains("API_KEYS") && message.contains("JWT_HS256_SECRET"),
+        "{message}"
+    );
+    // The same secret, a real key, any address: starts.
+    settings.auth = api::auth::AuthConfig::new("svc:a-real-key", "a-real-secret", None).unwrap();
+    assert!(api::startup::Application::build(&settings).await.is_ok());
+    // The development defaults on loopback: start (that is what they are for).
+    settings.auth = api::auth::AuthConfig::new(
+        &format!("local:{}", api::auth::DEV_API_KEY),
+        api::auth::DEV_JWT_SECRET,
+        None,
+    )
+    .unwrap();
+    settings.host = "127.0.0.1".into();
+    assert!(api::startup::Application::build(&settings).await.is_ok());
+}
