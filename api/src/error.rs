@@ -37,6 +37,9 @@ pub enum ApiError {
     /// No such resource.
     #[error("not found")]
     NotFound(String),
+    /// The resource belongs to someone else (a post id another author used).
+    #[error("conflict")]
+    Conflict(String),
     /// The path exists, not with this method.
     #[error("method not allowed")]
     MethodNotAllowed(String),
@@ -91,6 +94,7 @@ impl ApiError {
             | ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
             | ApiError::MethodNotAllowed(m) => {
                 vec![json!({"message": m})]
             }
@@ -118,6 +122,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_)
             | ApiError::AnalyticsUnavailable(_)
             | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

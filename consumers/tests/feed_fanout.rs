@@ -497,3 +497,60 @@ async fn a_follow_redis_refuses_is_permanent_an_unreachable_redis_transient() {
         "a Redis that is down is an error, not a hang"
     );
 }
+
+/// The planner never takes over a post: a PostCreated (straight to Kafka, past the API's check)
+/// reusing another author's post id is refused with the reason (dead-lettered by the runtime), and
+/// the post keeps its author and text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_planner_never_overwrites_another_authors_post() {
+    use consumers::{Record, Sink, SinkError};
+    initialised().await;
+    let stack = common::config::StackConfig::from_env();
+    let prefix = format!("test_{}:", uuid::Uuid::new_v4().simple());
+    let feeds = Feeds::connect(config(&prefix, 100, 1_000_000))
+        .await
+        .unwrap();
+    let producer = EventProducer::new(
+        &ProducerConfig::from_env(&stack.kafka_brokers).unwrap(),
+        schemas::Codec::new(&stack.schema_registry_url).unwrap(),
+    )
+    .unwrap();
+    let planner = Planner::new(feeds.clone(), producer, Default::default());
+    let alice = post(
+        UserId::from_uuid(uuid::Uuid::new_v4()),
+        Timestamp::now().millis(),
+    );
+    let mut mallory = post(
+        UserId::from_uuid(uuid::Uuid::new_v4()),
+        Timestamp::now().millis(),
+    );
+    mallory.post_id = alice.post_id;
+    mallory.text = "spam".into();
+    let record = |e: &PostCreated| Record {
+        event: e.clone(),
+        partition: 0,
+        offset: 0,
+    };
+    planner.write(&[record(&alice)]).await.unwrap();
+    match planner.write(&[record(&mallory)]).await {
+        Err(SinkError::Rejected(items)) => {
+            assert_eq!(items.len(), 1);
+            assert!(items[0].1.contains("belongs to author"), "{}", items[0].1);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let client = redis::Client::open(stack.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (author, text): (String, String) = redis::cmd("HMGET")
+        .arg(format!("{prefix}post:{}", alice.post_id))
+        .arg("author_id")
+        .arg("text")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (author, text),
+        (alice.author_id.to_string(), alice.text.clone())
+    );
+    feeds.delete_all().await.unwrap();
+}

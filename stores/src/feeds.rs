@@ -155,6 +155,16 @@ end
 return 1
 "#;
 
+/// KEYS: post:{id}; ARGV: author, text, created_at. Returns the other author owning the id, or ''.
+const SAVE_POST: &str = r#"
+local owner = redis.call('HGET', KEYS[1], 'author_id')
+if owner and owner ~= ARGV[1] then return owner end
+if redis.call('HEXISTS', KEYS[1], 'text') == 0 then
+  redis.call('HSET', KEYS[1], 'author_id', ARGV[1], 'text', ARGV[2], 'created_at', ARGV[3])
+end
+return ''
+"#;
+
 const DELIVER: &str = r#"
 -- KEYS: fanout_done:{post}
 -- ARGV: key prefix, post id, score, max items, page, follower ids...
@@ -277,19 +287,36 @@ impl Feeds {
             .await?)
     }
 
-    pub async fn save_post(&self, post: &Post) -> Result<(), FeedError> {
+    /// Stores a post unless its id is someone else's: first writer wins (its author, text and time
+    /// are never overwritten; the same author sending it again changes nothing). `Some(author)`:
+    /// the id belongs to that other author, nothing was written.
+    pub async fn save_post(&self, post: &Post) -> Result<Option<String>, FeedError> {
         let mut conn = self.conn.clone();
-        let _: () = conn
-            .hset_multiple(
-                self.key("post", &post.post_id),
-                &[
-                    ("author_id", post.author_id.clone()),
-                    ("text", post.text.clone()),
-                    ("created_at", post.created_at.to_string()),
-                ],
-            )
+        let owner: String = redis::Script::new(SAVE_POST)
+            .key(self.key("post", &post.post_id))
+            .arg(&post.author_id)
+            .arg(&post.text)
+            .arg(post.created_at)
+            .invoke_async(&mut conn)
             .await?;
-        Ok(())
+        Ok((!owner.is_empty()).then_some(owner))
+    }
+
+    /// Claims `post_id` for `author` before its event is produced (the API's check, atomic: of
+    /// two authors asking at once, one gets it). `Some(owner)`: it is another author's.
+    pub async fn claim_post(
+        &self,
+        post_id: &str,
+        author: &str,
+    ) -> Result<Option<String>, FeedError> {
+        let mut conn = self.conn.clone();
+        let key = self.key("post", post_id);
+        let (_, owner): (bool, String) = redis::pipe()
+            .hset_nx(&key, "author_id", author)
+            .hget(&key, "author_id")
+            .query_async(&mut conn)
+            .await?;
+        Ok((owner != author).then_some(owner))
     }
 
     /// Records a celebrity's post for read-time merging (no fan-out).

@@ -6,10 +6,11 @@ use schemas::events::PostCreated;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{all_valid, event_id, json_body, occurred_at, produce, TimeInput, WriteResponses};
+use super::{all_valid, event_id, json_body, occurred_at, within_time_bounds, TimeInput};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::telemetry::TraceContext;
 
 const MAX_TEXT_CHARS: usize = 5000;
 
@@ -18,7 +19,8 @@ pub struct PostRequest {
     /// 1 to 5000 characters.
     #[schema(min_length = 1, max_length = 5000)]
     pub text: String,
-    /// Optional client-chosen post id.
+    /// Optional client-chosen post id (an id another author already used gets 409; the same
+    /// author sending it again is idempotent).
     #[schema(format = Uuid)]
     pub post_id: Option<String>,
     /// Only for services (X-Api-Key): the author. A user token implies it.
@@ -31,7 +33,7 @@ pub struct PostRequest {
 
 /// Publish a post to the author's followers.
 #[utoipa::path(post, path = "/api/v1/posts", tag = "posts",
-    request_body = PostRequest, responses(WriteResponses),
+    request_body = PostRequest, responses(PostResponses),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn create(
     req: HttpRequest,
@@ -74,5 +76,60 @@ pub async fn create(
         text: text?,
         occurred_at: occurred_at?,
     };
-    produce(&state, &req, event).await
+    within_time_bounds(&state, &event)?;
+    let (post, author) = (event.post_id.to_string(), event.author_id.to_string());
+    if let Some(owner) = state
+        .feeds
+        .claim_post(&post, &author)
+        .await
+        .map_err(|e| ApiError::StoreUnavailable(e.to_string()))?
+    {
+        tracing::info!(post, owner, author, "post id taken by another author");
+        return Err(ApiError::Conflict(format!(
+            "post_id {post} belongs to another author"
+        )));
+    }
+    let trace = TraceContext::of(&req);
+    state.producer.send(&event, &trace.kafka_headers()).await?;
+    Ok(HttpResponse::Accepted()
+        .insert_header(("Location", format!("/api/v1/posts/{post}/fanout")))
+        .json(PostAccepted {
+            status: "accepted",
+            event_id: event.event_id.to_string(),
+            post_id: post,
+        }))
+}
+
+/// A post was accepted: its id (the one the feeds show) and where its fan-out can be followed.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct PostAccepted {
+    #[schema(example = "accepted")]
+    pub status: &'static str,
+    #[schema(format = Uuid)]
+    pub event_id: String,
+    #[schema(format = Uuid)]
+    pub post_id: String,
+}
+
+/// Responses of `POST /api/v1/posts`.
+#[derive(utoipa::IntoResponses)]
+pub enum PostResponses {
+    /// Kafka acknowledged the post; `Location` is its fan-out progress.
+    #[response(status = 202)]
+    Accepted(#[to_schema] PostAccepted),
+    /// The body is not valid JSON for this endpoint, or a field failed validation.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] crate::error::ErrorBody),
+    /// No or invalid credentials.
+    #[response(status = 401)]
+    Unauthorized(crate::error::ErrorBody),
+    /// A user posting as someone else.
+    #[response(status = 403)]
+    Forbidden(crate::error::ErrorBody),
+    /// The `post_id` belongs to another author.
+    #[response(status = 409)]
+    Conflict(crate::error::ErrorBody),
+    /// Kafka or Redis did not take the write in time: retry.
+    #[response(status = 503)]
+    Unavailable(crate::error::ErrorBody),
 }

@@ -220,3 +220,60 @@ async fn the_development_key_is_refused_off_loopback() {
     settings.host = "127.0.0.1".into();
     assert!(api::startup::Application::build(&settings).await.is_ok());
 }
+
+/// A post answers its id (and where its fan-out is followed); another author cannot take the id
+/// (409); the same author sending it again is idempotent; the post's author and text are never
+/// overwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_id_cannot_be_taken_over_and_is_answered() {
+    use reqwest::Method;
+    let app = spawn_app().await;
+    let (alice, mallory) = (crate::helpers::new_id(), crate::helpers::new_id());
+    let resp = app
+        .as_user(Method::POST, "/api/v1/posts", &alice)
+        .json(&serde_json::json!({"text": "my review"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let body: Value = resp.json().await.unwrap();
+    let post_id = body["post_id"].as_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&post_id).is_ok(), "{body}");
+    assert_eq!(location, format!("/api/v1/posts/{post_id}/fanout"));
+    let (_, event) = app
+        .find::<schemas::events::PostCreated>(body["event_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        event.post_id.to_string(),
+        post_id,
+        "the id the feeds will show"
+    );
+
+    let hijack = app
+        .as_user(Method::POST, "/api/v1/posts", &mallory)
+        .json(&serde_json::json!({"text": "spam", "post_id": post_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hijack.status(), 409);
+    let err: Value = hijack.json().await.unwrap();
+    assert!(
+        err["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&post_id),
+        "{err}"
+    );
+
+    let again = app
+        .as_user(Method::POST, "/api/v1/posts", &alice)
+        .json(&serde_json::json!({"text": "my review", "post_id": post_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 202, "the author's resend");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["post_id"], post_id.as_str());
+}

@@ -73,6 +73,8 @@ impl Sink for FollowMirror {
 enum Planned {
     Now,
     Before,
+    /// Never planned: the post id is another author's.
+    Refused(String),
 }
 
 /// Walks each post's followers into FanoutBatch pages.
@@ -100,7 +102,13 @@ impl Planner {
             text: p.text.clone(),
             created_at: p.occurred_at.millis(),
         };
-        self.feeds.save_post(&post).await.map_err(classify)?;
+        if let Some(owner) = self.feeds.save_post(&post).await.map_err(classify)? {
+            // First writer wins: another author's post id is never taken over.
+            return Ok(Planned::Refused(format!(
+                "post {} belongs to author {owner}, not {}",
+                post.post_id, post.author_id
+            )));
+        }
         let progress = self
             .feeds
             .progress(&post.post_id)
@@ -185,12 +193,19 @@ impl Sink for Planner {
 
     async fn write(&self, batch: &[Record<PostCreated>]) -> Result<Written, SinkError> {
         let mut written = Written::default();
-        for r in batch {
-            if self.plan(&r.event).await? == Planned::Before {
-                written.duplicates += 1;
+        let mut refused = Vec::new();
+        for (i, r) in batch.iter().enumerate() {
+            match self.plan(&r.event).await? {
+                Planned::Now => {}
+                Planned::Before => written.duplicates += 1,
+                Planned::Refused(reason) => refused.push((i, reason)),
             }
         }
-        Ok(written)
+        if refused.is_empty() {
+            Ok(written)
+        } else {
+            Err(SinkError::Rejected(refused))
+        }
     }
 }
 
