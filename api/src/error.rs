@@ -37,6 +37,9 @@ pub enum ApiError {
     /// No such resource.
     #[error("not found")]
     NotFound(String),
+    /// The body's media type is not one the endpoint takes.
+    #[error("unsupported media type")]
+    UnsupportedMediaType(String),
     /// The resource belongs to someone else (a post id another author used).
     #[error("conflict")]
     Conflict(String),
@@ -95,6 +98,7 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
+            | ApiError::UnsupportedMediaType(m)
             | ApiError::MethodNotAllowed(m) => {
                 vec![json!({"message": m})]
             }
@@ -123,6 +127,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_)
             | ApiError::AnalyticsUnavailable(_)
             | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

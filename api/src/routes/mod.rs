@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         // One resource per path, so a wrong method is 405 (a route per method would be 404).
         web::scope("/api/v1")
+            .wrap(actix_web::middleware::from_fn(media_type))
             .service(web::resource("/healthcheck/ping").route(web::get().to(health::ping)))
             .service(web::resource("/health/ready").route(web::get().to(health::ready)))
             .service(
@@ -116,6 +117,62 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/health/ready", web::get().to(health::ready))
     .route("/health/live", web::get().to(health::ping));
+}
+
+/// The media types a write may carry: JSON everywhere, NDJSON too for batches, a multipart form
+/// for image uploads. Anything else is `415` before the body is read, so a web page cannot make
+/// visitors' browsers post events (a cross-site form or `text/plain` post carries another type).
+/// A write without a body and without a type (`POST /follows/{id}`) passes.
+pub(crate) fn accepted_media(path: &str) -> &'static [&'static str] {
+    if path.ends_with("/images/resize") {
+        &["multipart/form-data"]
+    } else if path.ends_with("/events/batch") {
+        &["application/json", "application/x-ndjson"]
+    } else {
+        &["application/json"]
+    }
+}
+
+async fn media_type(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::{header, Method};
+    let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    if writes {
+        let allowed = accepted_media(req.path());
+        let given = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0")
+            || (req.headers().get(header::CONTENT_LENGTH).is_none()
+                && req.headers().get(header::TRANSFER_ENCODING).is_none());
+        let ok = match &given {
+            Some(t) => allowed.contains(&t.as_str()),
+            None => empty,
+        };
+        if !ok {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "send Content-Type: {} (got {})",
+                allowed.join(" or "),
+                given.as_deref().unwrap_or("none")
+            ))
+            .into());
+        }
+    }
+    next.call(req).await
 }
 
 /// Reads a JSON body into `T` (an empty body reads as `{}` when `T` allows it).

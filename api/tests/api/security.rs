@@ -277,3 +277,67 @@ async fn a_post_id_cannot_be_taken_over_and_is_answered() {
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["post_id"], post_id.as_str());
 }
+
+/// Writes take only their media types: a cross-site `text/plain` or form post of a perfectly good
+/// event is 415 before anything is read; JSON (with a charset), NDJSON batches and bodiless writes
+/// pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_refuse_other_media_types() {
+    let app = spawn_app().await;
+    let event = serde_json::json!({"anonymous_id": "anon-csrf", "payload": {"event_type": "page_view", "path": "/x"}})
+        .to_string();
+    for media in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/anonymous-events"))
+            .header("content-type", media)
+            .body(event.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 415, "{media}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["details"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("application/json"),
+            "{body}"
+        );
+    }
+    let resp = app
+        .client
+        .post(app.url("/api/v1/anonymous-events"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(event.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let line = serde_json::json!({"type": "anonymous_event", "anonymous_id": "anon-nd",
+        "payload": {"event_type": "page_view", "path": "/y"}});
+    let resp = app
+        .client
+        .post(app.url("/api/v1/events/batch"))
+        .header("x-api-key", crate::helpers::API_KEY)
+        .header("content-type", "application/x-ndjson")
+        .body(format!("{line}\n{line}\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    let follow = app
+        .as_user(
+            reqwest::Method::POST,
+            &format!("/api/v1/follows/{}", crate::helpers::new_id()),
+            &crate::helpers::new_id(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(follow.status(), 415, "a bodiless write");
+}
