@@ -59,6 +59,18 @@ impl Settings {
             rate_limit: RateLimit {
                 per_second: env_parse("RATE_LIMIT_PER_SECOND", 1000)?,
                 burst: env_parse("RATE_LIMIT_BURST", 2000)?,
+                trust_forwarded: match env_or("TRUST_FORWARDED_FOR", "off").as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => {
+                        return Err(ConfigError {
+                            name: "TRUST_FORWARDED_FOR".into(),
+                            value: other.into(),
+                            reason: "must be on or off".into(),
+                        }
+                        .into())
+                    }
+                },
             },
             auth: AuthConfig::from_env()?,
             producer: ProducerConfig::from_env(&stack.kafka_brokers)?,

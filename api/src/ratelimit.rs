@@ -1,5 +1,10 @@
-//! Per-caller rate limits (actix-governor): a caller is its API key, its bearer token, or (with
-//! neither) its peer address. Over the limit: 429 with the JSON error shape and `Retry-After`.
+//! Per-caller rate limits (actix-governor), keyed on the *verified* identity: the API key's name or
+//! the token's user, after checking them; a request without valid credentials (anonymous events,
+//! a wrong key, a forged token) is limited per client address, so inventing keys or tokens buys no
+//! new bucket, and guessing them is limited too. The address is the peer's, or with
+//! `TRUST_FORWARDED_FOR=on` (behind a proxy you run) the first `Forwarded` / `X-Forwarded-For`
+//! hop. Idle keys are pruned every minute, so the limiter's memory is bounded by the callers of
+//! the last minute. Over the limit: 429 with the JSON error shape and `Retry-After`.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -13,24 +18,40 @@ use actix_web::dev::ServiceRequest;
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde_json::json;
 
-use crate::auth::API_KEY_HEADER;
+use crate::auth::Caller;
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy)]
-pub struct CallerKey;
+pub struct CallerKey {
+    /// Believe the forwarding headers for the client address (`TRUST_FORWARDED_FOR`).
+    pub trust_forwarded: bool,
+}
 
 impl KeyExtractor for CallerKey {
     type Key = u64;
     type KeyExtractionError = SimpleKeyExtractionError<&'static str>;
 
     fn extract(&self, req: &ServiceRequest) -> Result<u64, Self::KeyExtractionError> {
-        let headers = req.headers();
         let mut h = DefaultHasher::new();
-        if let Some(k) = headers.get(API_KEY_HEADER) {
-            ("key", k.as_bytes()).hash(&mut h);
-        } else if let Some(a) = headers.get(actix_web::http::header::AUTHORIZATION) {
-            ("bearer", a.as_bytes()).hash(&mut h);
-        } else {
-            ("peer", req.peer_addr().map(|a| a.ip())).hash(&mut h);
+        let caller = req
+            .app_data::<actix_web::web::Data<AppState>>()
+            .and_then(|state| state.auth.authenticate(req.request()).ok());
+        match caller {
+            Some(Caller::Service(name)) => ("service", name).hash(&mut h),
+            Some(Caller::User(user)) => ("user", user.to_string()).hash(&mut h),
+            None => {
+                let address = if self.trust_forwarded {
+                    req.connection_info().realip_remote_addr().map(|a| {
+                        // "ip:port" or "ip" (or "[v6]:port"): the host part.
+                        a.parse::<std::net::SocketAddr>()
+                            .map(|s| s.ip().to_string())
+                            .unwrap_or_else(|_| a.to_string())
+                    })
+                } else {
+                    req.peer_addr().map(|a| a.ip().to_string())
+                };
+                ("address", address).hash(&mut h)
+            }
         }
         Ok(h.finish())
     }
@@ -52,10 +73,12 @@ impl KeyExtractor for CallerKey {
 }
 
 /// `RATE_LIMIT_PER_SECOND` per caller with bursts of `RATE_LIMIT_BURST`; 0 disables the limit.
+/// `TRUST_FORWARDED_FOR` (`off`): whether the client address comes from forwarding headers.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimit {
     pub per_second: u64,
     pub burst: u32,
+    pub trust_forwarded: bool,
 }
 
 impl RateLimit {
@@ -68,7 +91,23 @@ impl RateLimit {
         GovernorConfigBuilder::default()
             .nanoseconds_per_request(nanos)
             .burst_size(self.burst.max(1))
-            .key_extractor(CallerKey)
+            .key_extractor(CallerKey {
+                trust_forwarded: self.trust_forwarded,
+            })
             .finish()
     }
+}
+
+/// Forgets callers idle for a whole replenishment of their bucket, every minute, for as long as
+/// the limiter lives: its memory is bounded by the recent callers, not by every key ever sent.
+pub fn prune_every_minute(config: &GovernorConfig<CallerKey, NoOpMiddleware<QuantaInstant>>) {
+    let limiter = config.limiter();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    });
 }

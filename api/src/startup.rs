@@ -97,6 +97,9 @@ impl Application {
             limits: settings.limits,
         });
         let governor = settings.rate_limit.config();
+        if let Some(config) = &governor {
+            crate::ratelimit::prune_every_minute(config);
+        }
         let metrics = web::Data::new(settings.metrics.clone());
         let openapi = ApiDoc::openapi();
         let server = HttpServer::new(move || {
@@ -175,6 +178,7 @@ fn fallback_governor() -> actix_governor::GovernorConfig<
     crate::ratelimit::RateLimit {
         per_second: 1,
         burst: 1,
+        trust_forwarded: false,
     }
     .config()
     .expect("a positive rate is a valid config")

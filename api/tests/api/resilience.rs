@@ -35,6 +35,56 @@ async fn over_the_rate_limit_is_a_429_with_retry_after() {
     assert_eq!(&statuses[3..], [429, 429]);
 }
 
+/// The limiter keys on verified identity: inventing an API key or a token per request buys no new
+/// bucket (all are the one address's), extra spaces in `Bearer` do not give a user a second one, and
+/// one user's exhausted bucket does not limit another user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_cannot_be_dodged_with_invented_credentials() {
+    let mut settings = test_settings();
+    settings.rate_limit.per_second = 1;
+    settings.rate_limit.burst = 3;
+    let app = spawn_app_with(settings).await;
+    let body = json!({"anonymous_id": "rl2", "payload": {"event_type": "click"}});
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/anonymous-events"))
+            .header("x-api-key", format!("invented-{i}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(&statuses[3..], [429, 429], "{statuses:?}");
+
+    // A user: the same bucket however the header is spelled; another user is not limited by it.
+    let (alice, bob) = (crate::helpers::new_id(), crate::helpers::new_id());
+    let token = crate::helpers::token(&alice, 3600);
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let spaces = " ".repeat(1 + i % 3);
+        let resp = app
+            .client
+            .get(app.url(&format!("/api/v1/favorites/users/{alice}")))
+            .header("authorization", format!("Bearer{spaces}{token}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let other = app
+        .client
+        .get(app.url(&format!("/api/v1/favorites/users/{bob}")))
+        .bearer_auth(crate::helpers::token(&bob, 3600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+}
+
 struct Broker(Child);
 
 impl Drop for Broker {
