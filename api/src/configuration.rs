@@ -55,6 +55,7 @@ impl Settings {
                     crate::routes::video_search::WALK_BUDGET,
                 )?,
                 time_bounds: common::config::event_time_bounds()?.into(),
+                list_max_depth: env_parse("LIST_MAX_DEPTH", crate::routes::LIST_MAX_DEPTH)?,
             },
             rate_limit: RateLimit {
                 per_second: env_parse("RATE_LIMIT_PER_SECOND", 1000)?,

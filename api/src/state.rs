@@ -15,6 +15,8 @@ pub struct Limits {
     pub video_search_walk_budget: u64,
     /// `EVENT_MAX_AGE` / `EVENT_MAX_CLOCK_SKEW`: how far an event's time may be from the API's clock.
     pub time_bounds: schemas::domain::TimeBounds,
+    /// `LIST_MAX_DEPTH`: page-numbered lists serve at most their first this many items.
+    pub list_max_depth: u64,
 }
 
 pub struct AppState {

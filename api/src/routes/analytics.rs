@@ -99,7 +99,7 @@ pub async fn continue_watching(
 ) -> Result<HttpResponse, ApiError> {
     let (user, _) = ids(&path, None)?;
     caller.may_act_for(&user)?;
-    let (page, size) = page(&query)?;
+    let (page, size) = page(&query, state.limits.list_max_depth)?;
     let rows: Vec<ContinueRow> = state
         .clickhouse
         .query(

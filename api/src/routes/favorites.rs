@@ -124,7 +124,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::parse(&path)?;
     caller.may_act_for(&user)?;
-    let (page, size) = page(&query)?;
+    let (page, size) = page(&query, state.limits.list_max_depth)?;
     let (total, docs, last) = page_of::<FavouriteDoc>(
         &state.mongo,
         FAVOURITES,

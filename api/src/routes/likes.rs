@@ -99,7 +99,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let user = UserId::parse(&path)?;
     caller.may_act_for(&user)?;
-    let (page, size) = page(&query)?;
+    let (page, size) = page(&query, state.limits.list_max_depth)?;
     let filter = doc! {"user_id": user.to_string()};
     let (total, docs, last) =
         page_of::<RatingDoc>(&state.mongo, RATINGS, filter.clone(), filter, (page, size)).await?;

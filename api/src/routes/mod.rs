@@ -219,7 +219,7 @@ pub(crate) fn all_valid<'a>(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PageQuery {
-    /// 1-based page, at most 1,000,000.
+    /// 1-based page; `page × size` at most 10,000 (`LIST_MAX_DEPTH`), else 400.
     #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<i64>,
     /// Items per page, 1..=100 (default 20).
@@ -229,7 +229,24 @@ pub struct PageQuery {
 
 const MAX_PAGE: i64 = 1_000_000;
 
-pub(crate) fn page(q: &PageQuery) -> Result<(u64, u64), ApiError> {
+/// The deepest item a page-numbered list serves (`page × size`, `LIST_MAX_DEPTH`): a request past it
+/// would make the store read and skip everything before it (`?page=10000&limit=100` is a million
+/// rows). Beyond it: 400, naming the limit.
+pub const LIST_MAX_DEPTH: u64 = 10_000;
+
+/// `Ok` when `page × size` stays within `max_depth`.
+pub(crate) fn within_depth(page: u64, size: u64, max_depth: u64) -> Result<(), ApiError> {
+    if page.saturating_mul(size) > max_depth {
+        return Err(DomainError::new(
+            "page",
+            format!("page × size must be at most {max_depth} (the list's first {max_depth} items)"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+pub(crate) fn page(q: &PageQuery, max_depth: u64) -> Result<(u64, u64), ApiError> {
     let page = q.page.unwrap_or(1);
     let size = q.size.unwrap_or(20);
     let p = if (1..=MAX_PAGE).contains(&page) {
@@ -243,7 +260,9 @@ pub(crate) fn page(q: &PageQuery) -> Result<(u64, u64), ApiError> {
         Err(DomainError::new("size", "must be 1 to 100"))
     };
     all_valid([p.as_ref().err(), s.as_ref().err()])?;
-    Ok((p? as u64, s? as u64))
+    let (page, size) = (p? as u64, s? as u64);
+    within_depth(page, size, max_depth)?;
+    Ok((page, size))
 }
 
 /// A time as clients send it: RFC 3339 text or epoch milliseconds.

@@ -111,7 +111,7 @@ pub struct VideoPage {
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct VideoListQuery {
-    /// 1-based page, at most 10,000.
+    /// 1-based page; `page × limit` at most 10,000 (`LIST_MAX_DEPTH`), else 400.
     #[param(minimum = 1, maximum = 10000)]
     pub page: Option<i64>,
     /// 1..=100 (default 20).
@@ -119,7 +119,7 @@ pub struct VideoListQuery {
     pub limit: Option<i64>,
 }
 
-fn paging(page: Option<i64>, limit: Option<i64>) -> Result<(u64, u64), ApiError> {
+fn paging(page: Option<i64>, limit: Option<i64>, max_depth: u64) -> Result<(u64, u64), ApiError> {
     let (page, limit) = (page.unwrap_or(1), limit.unwrap_or(20));
     let p = (1..=10_000)
         .contains(&page)
@@ -130,7 +130,9 @@ fn paging(page: Option<i64>, limit: Option<i64>) -> Result<(u64, u64), ApiError>
         .then_some(limit as u64)
         .ok_or_else(|| DomainError::new("limit", "must be 1 to 100"));
     all_valid([p.as_ref().err(), l.as_ref().err()])?;
-    Ok((p?, l?))
+    let (page, limit) = (p?, l?);
+    super::within_depth(page, limit, max_depth)?;
+    Ok((page, limit))
 }
 
 /// Fetched videos, newest published first.
@@ -143,7 +145,7 @@ pub async fn list(
     query: web::Query<VideoListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (page, limit) = paging(query.page, query.limit)?;
+    let (page, limit) = paging(query.page, query.limit, state.limits.list_max_depth)?;
     let rows = video_search::newest(&state.clickhouse, (page - 1) * limit, limit).await?;
     let items = rows.into_iter().map(Video::from).collect();
     Ok(HttpResponse::Ok().json(VideoPage { items, page, limit }))
@@ -153,6 +155,7 @@ pub async fn list(
 pub struct SearchQuery {
     /// 1 to 100 characters; matched case-insensitively anywhere in the title or description.
     pub q: String,
+    /// 1-based page; `page × limit` at most 10,000 (`LIST_MAX_DEPTH`), else 400.
     #[param(minimum = 1, maximum = 10000)]
     pub page: Option<i64>,
     #[param(minimum = 1, maximum = 100)]
@@ -175,7 +178,7 @@ pub async fn search(
         .contains(&q.chars().count())
         .then_some(())
         .ok_or_else(|| DomainError::new("q", "must be 1 to 100 characters"));
-    let paged = paging(query.page, query.limit);
+    let paged = paging(query.page, query.limit, state.limits.list_max_depth);
     all_valid([valid.as_ref().err()])?;
     let (page, limit) = paged?;
     let budget = state.limits.video_search_walk_budget;

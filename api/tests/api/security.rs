@@ -341,3 +341,51 @@ async fn writes_refuse_other_media_types() {
         .unwrap();
     assert_ne!(follow.status(), 415, "a bodiless write");
 }
+
+/// Page-numbered lists serve their first `LIST_MAX_DEPTH` (10,000) items: deeper pages are 400
+/// naming the limit, before any store is asked to skip a million rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_bounded_in_depth() {
+    let app = spawn_app().await;
+    let user = crate::helpers::new_id();
+    for (path, status) in [
+        (
+            "/api/v1/videos/search?q=travel&page=10000&limit=100".to_string(),
+            400,
+        ),
+        ("/api/v1/videos?page=101&limit=100".to_string(), 400),
+        (
+            format!("/api/v1/favorites/users/{user}?page=1001&size=10"),
+            400,
+        ),
+        (
+            format!("/api/v1/analytics/users/{user}/continue-watching?page=501&size=20"),
+            400,
+        ),
+        ("/api/v1/videos?page=100&limit=100".to_string(), 200),
+        (
+            format!("/api/v1/favorites/users/{user}?page=1000&size=10"),
+            200,
+        ),
+    ] {
+        let resp = app
+            .client
+            .get(app.url(&path))
+            .header("x-api-key", crate::helpers::API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+        if status == 400 {
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["details"][0]["field"], "page", "{path}: {body}");
+            assert!(
+                body["details"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("10000"),
+                "{body}"
+            );
+        }
+    }
+}
