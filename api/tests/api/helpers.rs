@@ -84,6 +84,16 @@ impl TestApp {
             .expect("body")
     }
 
+    /// GET as a service (X-Api-Key).
+    pub async fn get_as_service(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header("x-api-key", API_KEY)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// POST as a service (X-Api-Key).
     pub async fn post_raw(&self, path: &str, body: String) -> reqwest::Response {
         self.client

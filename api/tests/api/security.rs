@@ -368,13 +368,7 @@ async fn lists_are_bounded_in_depth() {
             200,
         ),
     ] {
-        let resp = app
-            .client
-            .get(app.url(&path))
-            .header("x-api-key", crate::helpers::API_KEY)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.get_as_service(&path).await;
         assert_eq!(resp.status().as_u16(), status, "{path}");
         if status == 400 {
             let body: Value = resp.json().await.unwrap();
