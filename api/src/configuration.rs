@@ -56,6 +56,11 @@ impl Settings {
                 )?,
                 time_bounds: common::config::event_time_bounds()?.into(),
                 list_max_depth: env_parse("LIST_MAX_DEPTH", crate::routes::LIST_MAX_DEPTH)?,
+                video_fetch_per_hour: env_parse("VIDEO_FETCH_PER_HOUR", 10)?,
+                video_fetch_coalesce: common::config::env_duration(
+                    "VIDEO_FETCH_COALESCE",
+                    std::time::Duration::from_secs(300),
+                )?,
             },
             rate_limit: RateLimit {
                 per_second: env_parse("RATE_LIMIT_PER_SECOND", 1000)?,

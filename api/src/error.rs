@@ -37,6 +37,9 @@ pub enum ApiError {
     /// No such resource.
     #[error("not found")]
     NotFound(String),
+    /// A per-caller bound was reached; retry after this many seconds.
+    #[error("too many requests")]
+    TooManyRequests(String, u64),
     /// The body's media type is not one the endpoint takes.
     #[error("unsupported media type")]
     UnsupportedMediaType(String),
@@ -99,6 +102,7 @@ impl ApiError {
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::UnsupportedMediaType(m)
+            | ApiError::TooManyRequests(m, _)
             | ApiError::MethodNotAllowed(m) => {
                 vec![json!({"message": m})]
             }
@@ -128,6 +132,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_)
             | ApiError::AnalyticsUnavailable(_)
             | ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -151,6 +156,9 @@ impl ResponseError for ApiError {
             | ApiError::AnalyticsUnavailable(_)
             | ApiError::StoreUnavailable(_) => {
                 response.insert_header(("Retry-After", "1"));
+            }
+            ApiError::TooManyRequests(_, secs) => {
+                response.insert_header(("Retry-After", secs.max(&1).to_string()));
             }
             ApiError::Unauthorized(_) => {
                 response.insert_header(("WWW-Authenticate", "Bearer"));

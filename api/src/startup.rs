@@ -34,6 +34,8 @@ pub enum BuildError {
     Config(#[from] common::config::ConfigError),
     #[error("redis: {0}")]
     Feeds(#[from] stores::feeds::FeedError),
+    #[error(transparent)]
+    Guard(#[from] stores::guard::GuardError),
     #[error("kafka producer: {0}")]
     Producer(#[from] producers::ProduceError),
     #[error("refusing to serve {0} with the built-in development API key or JWT secret: set API_KEYS and JWT_HS256_SECRET (or JWT_RS256_PUBLIC_KEY), or bind a loopback address (API_HOST=127.0.0.1)")]
@@ -79,6 +81,12 @@ impl Application {
             stores::mongo::connect(&settings.stack.mongo_url, &settings.stack.mongo_database)
                 .await?;
         let feeds = stores::feeds::Feeds::connect(settings.feeds.clone()).await?;
+        let guard = stores::guard::RequestGuard::connect(
+            &settings.feeds.redis_url,
+            &settings.feeds.prefix,
+            settings.feeds.timeout,
+        )
+        .await?;
         let images = crate::routes::images::Images {
             jobs: stores::images::ImageJobs::new(
                 mongo.clone(),
@@ -95,6 +103,7 @@ impl Application {
             images,
             auth: settings.auth.clone(),
             limits: settings.limits,
+            guard,
         });
         let governor = settings.rate_limit.config();
         if let Some(config) = &governor {

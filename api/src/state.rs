@@ -17,6 +17,11 @@ pub struct Limits {
     pub time_bounds: schemas::domain::TimeBounds,
     /// `LIST_MAX_DEPTH`: page-numbered lists serve at most their first this many items.
     pub list_max_depth: u64,
+    /// `VIDEO_FETCH_PER_HOUR`: fetch requests per caller per hour (each spends 100+ units of the
+    /// shared YouTube quota); `0` turns the bound off.
+    pub video_fetch_per_hour: u64,
+    /// `VIDEO_FETCH_COALESCE`: the same query asked again within this is not fetched again.
+    pub video_fetch_coalesce: std::time::Duration,
 }
 
 pub struct AppState {
@@ -31,4 +36,6 @@ pub struct AppState {
     pub images: crate::routes::images::Images,
     pub auth: AuthConfig,
     pub limits: Limits,
+    /// Per-caller counts and coalescing for `POST /api/v1/videos/fetch` (Redis).
+    pub guard: stores::guard::RequestGuard,
 }

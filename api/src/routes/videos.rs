@@ -26,7 +26,9 @@ pub struct FetchRequest {
     pub event_id: Option<String>,
 }
 
-/// Ask the fetcher to search YouTube for a query now.
+/// Ask the fetcher to search YouTube for a query now. Each caller may ask `VIDEO_FETCH_PER_HOUR`
+/// (10) times an hour (then 429); the same query asked again within `VIDEO_FETCH_COALESCE` (5 min)
+/// answers `{"status": "coalesced"}` and is not fetched again.
 #[utoipa::path(post, path = "/api/v1/videos/fetch", tag = "videos",
     request_body = FetchRequest, responses(WriteResponses),
     security(("api_key" = []), ("bearer" = [])))]
@@ -44,13 +46,41 @@ pub async fn fetch(
         .ok_or_else(|| DomainError::new("query", "must be 1 to 200 characters"));
     let id = event_id(body.event_id.as_deref());
     all_valid([q.as_ref().err(), id.as_ref().err()])?;
+    let (who, requested_by) = match &caller {
+        Caller::User(u) => (format!("user:{u}"), Some(*u)),
+        Caller::Service(name) => (format!("service:{name}"), None),
+    };
+    let unavailable = |e: stores::guard::GuardError| ApiError::StoreUnavailable(e.to_string());
+    let per_hour = state.limits.video_fetch_per_hour;
+    if per_hour > 0 {
+        let (count, reset) = state
+            .guard
+            .count("video-fetch", &who, std::time::Duration::from_secs(3600))
+            .await
+            .map_err(unavailable)?;
+        if count > per_hour {
+            return Err(ApiError::TooManyRequests(
+                format!("at most {per_hour} fetch requests per hour (VIDEO_FETCH_PER_HOUR)"),
+                reset,
+            ));
+        }
+    }
+    let event_id = id?;
+    // The same query asked again shortly after: one fetch spends the quota for all.
+    let key = format!("video-fetch:{}", query.to_lowercase());
+    if !state
+        .guard
+        .first_within(&key, state.limits.video_fetch_coalesce)
+        .await
+        .map_err(unavailable)?
+    {
+        return Ok(HttpResponse::Accepted()
+            .json(serde_json::json!({"status": "coalesced", "event_id": event_id})));
+    }
     let event = VideoFetchRequested {
-        event_id: id?,
+        event_id,
         query,
-        requested_by: match caller {
-            Caller::User(u) => Some(u),
-            Caller::Service(_) => None,
-        },
+        requested_by,
         occurred_at: Timestamp::now(),
     };
     produce(&state, &req, event).await

@@ -383,3 +383,72 @@ async fn lists_are_bounded_in_depth() {
         }
     }
 }
+
+/// `POST /api/v1/videos/fetch` spends the shared YouTube quota: a caller gets
+/// `VIDEO_FETCH_PER_HOUR` of them (then 429 with Retry-After), and the same query asked again
+/// within `VIDEO_FETCH_COALESCE` is answered `coalesced` without a second fetch request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_requests_are_bounded_per_caller_and_coalesced() {
+    use reqwest::Method;
+    let mut settings = test_settings();
+    settings.limits.video_fetch_per_hour = 2;
+    settings.limits.video_fetch_coalesce = std::time::Duration::from_secs(300);
+    let app = spawn_app_with(settings).await;
+    let (alice, bob) = (crate::helpers::new_id(), crate::helpers::new_id());
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let fetch = |user: &str, query: String| {
+        app.as_user(Method::POST, "/api/v1/videos/fetch", user)
+            .json(&serde_json::json!({"query": query}))
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let resp = fetch(&alice, format!("q{i} {tag}")).await.unwrap();
+        statuses.push(resp.status().as_u16());
+        if resp.status() == 429 {
+            assert!(resp.headers().contains_key("retry-after"));
+            let body: Value = resp.json().await.unwrap();
+            assert!(
+                body["details"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("VIDEO_FETCH_PER_HOUR"),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(statuses, [202, 202, 429]);
+
+    // Another caller asks alice's first query again (in other case): coalesced, not produced.
+    let again = fetch(&bob, format!("Q0 {tag}")).await.unwrap();
+    assert_eq!(again.status(), 202);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["status"], "coalesced");
+    let fresh = fetch(&bob, format!("other {tag}")).await.unwrap();
+    assert_eq!(fresh.status(), 202);
+    let fresh: Value = fresh.json().await.unwrap();
+    assert_eq!(fresh["status"], "accepted");
+    // On the topic: alice's two and bob's new one; the coalesced request is not.
+    let codec = schemas::Codec::new(&app.settings.stack.schema_registry_url).unwrap();
+    let mut queries = Vec::new();
+    for msg in app.records(schemas::topics::VIDEO_FETCH_REQUESTS).await {
+        use rdkafka::Message;
+        if let Ok(e) = codec
+            .decode::<schemas::events::VideoFetchRequested>(msg.payload().unwrap_or_default())
+            .await
+        {
+            if e.query.ends_with(&tag) {
+                queries.push(e.query);
+            }
+        }
+    }
+    queries.sort();
+    assert_eq!(
+        queries,
+        [
+            format!("other {tag}"),
+            format!("q0 {tag}"),
+            format!("q1 {tag}")
+        ]
+    );
+}
