@@ -191,12 +191,7 @@ pub struct Feeds {
 
 impl Feeds {
     pub async fn connect(config: FeedConfig) -> Result<Self, FeedError> {
-        let client = redis::Client::open(config.redis_url.as_str())?;
-        let manager = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(config.timeout)
-            .set_response_timeout(config.timeout)
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, manager).await?;
+        let conn = crate::redis_connection(&config.redis_url, config.timeout).await?;
         let feeds = Self {
             conn,
             follow: Script::new(FOLLOW).get_hash().to_string(),

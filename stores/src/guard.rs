@@ -26,13 +26,8 @@ impl RequestGuard {
         prefix: &str,
         timeout: Duration,
     ) -> Result<Self, GuardError> {
-        let client = redis::Client::open(redis_url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(2);
         Ok(Self {
-            conn: ConnectionManager::new_with_config(client, config).await?,
+            conn: crate::redis_connection(redis_url, timeout).await?,
             prefix: prefix.to_string(),
         })
     }

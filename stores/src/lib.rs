@@ -6,3 +6,17 @@ pub mod feeds;
 pub mod guard;
 pub mod images;
 pub mod mongo;
+
+/// A managed Redis connection whose connection attempts and commands fail after `timeout`
+/// (instead of hanging while Redis is down), for every Redis store here.
+pub async fn redis_connection(
+    url: &str,
+    timeout: std::time::Duration,
+) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(url)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(timeout)
+        .set_response_timeout(timeout)
+        .set_number_of_retries(2);
+    redis::aio::ConnectionManager::new_with_config(client, config).await
+}

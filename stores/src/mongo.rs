@@ -7,8 +7,8 @@
 //! replay, a duplicate or a late older event changes nothing. Removal marks (`active: false`) instead
 //! of deleting, so a late "added" older than the removal cannot bring the document back.
 //!
-//! Ids are stored as strings (the local MongoDB-wire server cannot store every BSON type; see
-//! STACK.md), and every unique key is a compound of the two ids that identify a document.
+//! Ids are stored as strings (the local MongoDB-wire server cannot store every BSON type),
+//! and every unique key is a compound of the two ids that identify a document.
 
 use mongodb::bson::{doc, Document};
 use mongodb::options::IndexOptions;

@@ -323,9 +323,20 @@ pub(crate) async fn produce<E: Event>(
     event: E,
 ) -> Result<HttpResponse, ApiError> {
     within_time_bounds(state, &event)?;
-    let trace = TraceContext::of(req);
-    state.producer.send(&event, &trace.kafka_headers()).await?;
+    send(state, req, &event).await?;
     Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "event_id": event.event_id()})))
+}
+
+/// Sends an event (its time bounds already checked) with the request's trace headers; returns once
+/// Kafka acknowledged it.
+pub(crate) async fn send<E: Event>(
+    state: &AppState,
+    req: &HttpRequest,
+    event: &E,
+) -> Result<(), ApiError> {
+    let trace = TraceContext::of(req);
+    state.producer.send(event, &trace.kafka_headers()).await?;
+    Ok(())
 }
 
 /// A request body that validates into one event written for a user (checked against the caller).

@@ -6,11 +6,10 @@ use schemas::events::PostCreated;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{all_valid, event_id, json_body, occurred_at, within_time_bounds, TimeInput};
+use super::{all_valid, event_id, json_body, occurred_at, send, TimeInput, WriteResponses};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::telemetry::TraceContext;
 
 const MAX_TEXT_CHARS: usize = 5000;
 
@@ -33,7 +32,12 @@ pub struct PostRequest {
 
 /// Publish a post to the author's followers.
 #[utoipa::path(post, path = "/api/v1/posts", tag = "posts",
-    request_body = PostRequest, responses(PostResponses),
+    request_body = PostRequest,
+    // Every write's responses, with this endpoint's 202 body and its 409.
+    responses(WriteResponses,
+        (status = 202, description = "Kafka acknowledged the post; `Location` is its fan-out progress",
+            body = PostAccepted, headers(("Location" = String))),
+        (status = 409, description = "The `post_id` belongs to another author", body = crate::error::ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn create(
     req: HttpRequest,
@@ -76,7 +80,7 @@ pub async fn create(
         text: text?,
         occurred_at: occurred_at?,
     };
-    within_time_bounds(&state, &event)?;
+    super::within_time_bounds(&state, &event)?;
     let (post, author) = (event.post_id.to_string(), event.author_id.to_string());
     if let Some(owner) = state
         .feeds
@@ -89,8 +93,7 @@ pub async fn create(
             "post_id {post} belongs to another author"
         )));
     }
-    let trace = TraceContext::of(&req);
-    state.producer.send(&event, &trace.kafka_headers()).await?;
+    send(&state, &req, &event).await?;
     Ok(HttpResponse::Accepted()
         .insert_header(("Location", format!("/api/v1/posts/{post}/fanout")))
         .json(PostAccepted {
@@ -109,27 +112,4 @@ pub struct PostAccepted {
     pub event_id: String,
     #[schema(format = Uuid)]
     pub post_id: String,
-}
-
-/// Responses of `POST /api/v1/posts`.
-#[derive(utoipa::IntoResponses)]
-pub enum PostResponses {
-    /// Kafka acknowledged the post; `Location` is its fan-out progress.
-    #[response(status = 202)]
-    Accepted(#[to_schema] PostAccepted),
-    /// The body is not valid JSON for this endpoint, or a field failed validation.
-    #[response(status = 400)]
-    BadRequest(#[to_schema] crate::error::ErrorBody),
-    /// No or invalid credentials.
-    #[response(status = 401)]
-    Unauthorized(crate::error::ErrorBody),
-    /// A user posting as someone else.
-    #[response(status = 403)]
-    Forbidden(crate::error::ErrorBody),
-    /// The `post_id` belongs to another author.
-    #[response(status = 409)]
-    Conflict(crate::error::ErrorBody),
-    /// Kafka or Redis did not take the write in time: retry.
-    #[response(status = 503)]
-    Unavailable(crate::error::ErrorBody),
 }

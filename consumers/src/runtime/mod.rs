@@ -68,6 +68,18 @@ pub struct Written {
     pub duplicates: usize,
 }
 
+impl Written {
+    /// `Ok(self)`, or `Rejected` with `refused` (index in the batch, reason) when there are any:
+    /// the end of a sink's write that handles its records one by one.
+    pub fn unless_refused(self, refused: Vec<(usize, String)>) -> Result<Written, SinkError> {
+        if refused.is_empty() {
+            Ok(self)
+        } else {
+            Err(SinkError::Rejected(refused))
+        }
+    }
+}
+
 /// A decoded event and where it was read.
 #[derive(Debug, Clone)]
 pub struct Record<E> {

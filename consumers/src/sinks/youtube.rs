@@ -72,10 +72,6 @@ impl Sink for FetchRequests {
             }
         }
         self.refused.lock().expect("not poisoned").clear();
-        if refused.is_empty() {
-            Ok(Written::default())
-        } else {
-            Err(SinkError::Rejected(refused))
-        }
+        Written::default().unless_refused(refused)
     }
 }

@@ -201,11 +201,7 @@ impl Sink for Planner {
                 Planned::Refused(reason) => refused.push((i, reason)),
             }
         }
-        if refused.is_empty() {
-            Ok(written)
-        } else {
-            Err(SinkError::Rejected(refused))
-        }
+        written.unless_refused(refused)
     }
 }
 

@@ -123,10 +123,6 @@ impl Sink for ResizeWorker {
                 Job::Failed(reason) => failed.push((i, reason)),
             }
         }
-        if failed.is_empty() {
-            Ok(written)
-        } else {
-            Err(SinkError::Rejected(failed))
-        }
+        written.unless_refused(failed)
     }
 }
