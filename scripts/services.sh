@@ -2,7 +2,7 @@
 # Installs (if missing) and starts the local stack as plain background processes on 127.0.0.1.
 # Idempotent: a service whose pid file names a live process is left alone. Data, logs and pid files
 # live under .stack/ (git-ignored). `scripts/services.sh down` stops exactly what this started.
-# See ../shared/STACK.md for why these particular servers.
+# These are the real servers installable here without Docker (crates.io, PyPI, Debian, npm).
 set -euo pipefail
 
 ROOT="${ROOT:-$(cd "$(dirname "$0")/.." && pwd)}"

@@ -179,7 +179,7 @@ async fn main() -> anyhow::Result<()> {
 
     let md = format!(
         "\n## MongoDB sink and reads\n\n\
-The local MongoDB-wire server (nx-27017, Python over SQLite, no index use: see ../shared/STACK.md) \
+The local MongoDB-wire server (nx-27017, Python over SQLite, no index use) \
 is far slower than MongoDB, so the data is small ({n} ratings: {USERS} users x {MOVIES} movies, plus \
 {fav} favourites and {fol} follows) and the sink is measured as a ratio to the raw driver doing the \
 same writes to the same server in the same run. These figures say nothing about production MongoDB.\n\n\
