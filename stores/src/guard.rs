@@ -69,4 +69,14 @@ impl RequestGuard {
             .await?;
         Ok(set.is_some())
     }
+
+    /// Removes the mark `first_within` set for `key` (the marked request did not go through).
+    pub async fn forget(&self, key: &str) -> Result<(), GuardError> {
+        let mut conn = self.conn.clone();
+        let _: u64 = redis::cmd("DEL")
+            .arg(format!("{}guard:once:{key}", self.prefix))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
 }

@@ -83,7 +83,14 @@ pub async fn fetch(
         requested_by,
         occurred_at: Timestamp::now(),
     };
-    produce(&state, &req, event).await
+    let produced = produce(&state, &req, event).await;
+    if produced.is_err() {
+        // Not requested after all: the next ask must not be coalesced into nothing.
+        if let Err(e) = state.guard.forget(&key).await {
+            tracing::warn!(error = %e, "could not clear a fetch request's coalescing mark");
+        }
+    }
+    produced
 }
 
 /// A thumbnail, as in the YouTube API.

@@ -176,3 +176,24 @@ async fn kafka_down_is_a_bounded_503_and_the_api_recovers() {
     }
     assert_eq!(status, 202, "accepted again once the broker is back");
 }
+
+/// A fetch request Kafka did not take (503) leaves no coalescing mark: asked again, the query is
+/// tried again (503 again here), not answered "coalesced" with nothing requested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_request_kafka_refused_is_not_coalesced_away() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut settings = test_settings();
+    settings.producer.brokers = format!("127.0.0.1:{port}");
+    settings.producer.delivery_timeout = Duration::from_millis(1000);
+    settings.limits.video_fetch_coalesce = Duration::from_secs(300);
+    let app = spawn_app_with(settings).await;
+    let body = json!({"query": format!("down {}", new_id())});
+    for attempt in 0..2 {
+        let resp = app.post_json("/api/v1/videos/fetch", &body).await;
+        assert_eq!(resp.status(), 503, "attempt {attempt}");
+    }
+}
