@@ -412,6 +412,7 @@ async fn seed_analytics(client: &clickhouse::Client, n: usize) -> anyhow::Result
                         event_type: kinds[i % kinds.len()].to_string(),
                         properties: HashMap::new(),
                         occurred_at: at(i),
+                        properties_json: None,
                     };
                     generic.write(&e.row(0, i as i64)).await?;
                 }

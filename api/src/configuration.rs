@@ -24,6 +24,8 @@ pub struct Settings {
     /// `API_WORKERS`: actix worker threads (default: one per core).
     pub workers: usize,
     pub limits: Limits,
+    /// `USER_EVENT_TYPES`: generic event types taken beyond the known ones (`a,b`, or `*` for any).
+    pub user_event_types: crate::routes::events::EventTypes,
     pub rate_limit: RateLimit,
     pub auth: AuthConfig,
     pub stack: StackConfig,
@@ -61,6 +63,14 @@ impl Settings {
                     "VIDEO_FETCH_COALESCE",
                     std::time::Duration::from_secs(300),
                 )?,
+            },
+            user_event_types: {
+                let raw = env_or("USER_EVENT_TYPES", "");
+                crate::routes::events::EventTypes::parse(&raw).map_err(|reason| ConfigError {
+                    name: "USER_EVENT_TYPES".into(),
+                    value: raw.clone(),
+                    reason,
+                })?
             },
             rate_limit: RateLimit {
                 per_second: env_parse("RATE_LIMIT_PER_SECOND", 1000)?,

@@ -103,6 +103,7 @@ impl Application {
             images,
             auth: settings.auth.clone(),
             limits: settings.limits,
+            user_event_types: settings.user_event_types.clone(),
             guard,
         });
         let governor = settings.rate_limit.config();

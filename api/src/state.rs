@@ -36,6 +36,8 @@ pub struct AppState {
     pub images: crate::routes::images::Images,
     pub auth: AuthConfig,
     pub limits: Limits,
+    /// `USER_EVENT_TYPES`: which generic event types are taken.
+    pub user_event_types: crate::routes::events::EventTypes,
     /// Per-caller counts and coalescing for `POST /api/v1/videos/fetch` (Redis).
     pub guard: stores::guard::RequestGuard,
 }

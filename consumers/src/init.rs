@@ -127,6 +127,24 @@ pub async fn migrate_clickhouse(ch: &ClickHouseConfig) -> Result<usize, InitErro
                 created.push(table.to_string());
             }
         }
+        if let Some((table, column)) = added_column(statement) {
+            let (database, table) = table.split_once('.').unwrap_or((&ch.database, table));
+            let present: u64 = client
+                .query("SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?")
+                .bind(database)
+                .bind(table)
+                .bind(column)
+                .fetch_one()
+                .await
+                .map_err(|source| InitError::ClickHouse {
+                    statement: format!("system.columns for {table}.{column}"),
+                    source,
+                })?;
+            if present > 0 {
+                continue;
+            }
+            tracing::info!(table, column, "adding a column");
+        }
         run(statement.clone()).await?;
     }
     for statement in &statements {
@@ -144,6 +162,18 @@ pub async fn migrate_clickhouse(ch: &ClickHouseConfig) -> Result<usize, InitErro
 fn created_table(statement: &str) -> Option<&str> {
     let rest = statement.strip_prefix("CREATE TABLE IF NOT EXISTS ")?;
     rest.split_whitespace().next()
+}
+
+/// `(db.table, column)` of an `ALTER TABLE db.table ADD COLUMN column ...` statement: 18.16 has no
+/// `ADD COLUMN IF NOT EXISTS`, so the migration checks `system.columns` first.
+fn added_column(statement: &str) -> Option<(&str, &str)> {
+    let rest = statement.strip_prefix("ALTER TABLE ")?;
+    let mut words = rest.split_whitespace();
+    let table = words.next()?;
+    match (words.next()?, words.next()?, words.next()?) {
+        ("ADD", "COLUMN", column) => Some((table, column)),
+        _ => None,
+    }
 }
 
 /// The target and the SELECT of a `CREATE MATERIALIZED VIEW ... TO db.target AS SELECT ...`.

@@ -1091,3 +1091,100 @@ async fn sigkill_between_the_insert_and_the_dead_letter_loses_and_duplicates_not
     let _ = std::fs::remove_file(&log);
     f.drop_database().await;
 }
+
+/// `ugc-init` on a database of an earlier release: `user_events` without `properties_json` gains
+/// the column (a second run changes nothing), old rows read as `''`, and an event of the second
+/// contract lands with its payload queryable by `JSONExtract*` with its types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ugc_init_upgrades_user_events_of_an_earlier_release() {
+    use consumers::Sink;
+    use schemas::events::UserEvent;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let ch = ClickHouseConfig::from_env().with_database(&format!("test_upgrade_{id}"));
+    let admin = ch.clone().with_database("default").client();
+    // The table as the first release created it, with one row.
+    admin
+        .query(&format!("CREATE DATABASE {}", ch.database))
+        .execute()
+        .await
+        .unwrap();
+    admin
+        .query(&format!(
+            "CREATE TABLE {}.user_events (event_id UUID, user_id Nullable(UUID), \
+             anonymous_id String, event_type String, properties_keys Array(String), \
+             properties_values Array(String), occurred_at DateTime, occurred_at_ms UInt64, \
+             kafka_partition UInt32, kafka_offset UInt64, inserted_at DateTime DEFAULT now()) \
+             ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(occurred_at) \
+             ORDER BY (event_type, occurred_at, event_id)",
+            ch.database
+        ))
+        .execute()
+        .await
+        .unwrap();
+    let now = Timestamp::now();
+    admin
+        .query(&format!(
+            "INSERT INTO {}.user_events (event_id, anonymous_id, event_type, properties_keys, \
+             properties_values, occurred_at, occurred_at_ms, kafka_partition, kafka_offset) \
+             SELECT generateUUIDv4(), 'old', 'click', ['element_id'], ['play'], \
+             toDateTime({}), {}, 0, 0",
+            ch.database,
+            now.seconds(),
+            now.millis()
+        ))
+        .execute()
+        .await
+        .unwrap();
+    consumers::init::migrate_clickhouse(&ch).await.unwrap();
+    consumers::init::migrate_clickhouse(&ch).await.unwrap();
+    let client = ch.client();
+    let event = UserEvent {
+        event_id: EventId::new_random(),
+        user_id: None,
+        anonymous_id: Some(AnonymousId::parse("new").unwrap()),
+        event_type: "search_filter_used".into(),
+        properties: Default::default(),
+        occurred_at: now,
+        properties_json: Some(
+            r#"{"filters":{"genre":"drama","year_from":2010,"rating_gte":7.5,"hd":true}}"#.into(),
+        ),
+    };
+    let sink = ClickHouseSink::<UserEvent>::new(client.clone());
+    sink.write(&[Record {
+        event,
+        partition: 0,
+        offset: 1,
+    }])
+    .await
+    .unwrap();
+    // 18.16 has no JSONExtract* (current ClickHouse has; docs/clickhouse.md): its visitParam*
+    // functions read the same text, each key by name.
+    let rows: Vec<(String, String, String, f64, u64, u8)> = client
+        .query(
+            "SELECT anonymous_id, properties_json, \
+             visitParamExtractString(properties_json, 'genre'), \
+             visitParamExtractFloat(properties_json, 'rating_gte'), \
+             visitParamExtractUInt(properties_json, 'year_from'), \
+             visitParamExtractBool(properties_json, 'hd') \
+             FROM user_events ORDER BY anonymous_id DESC",
+        )
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0].0, "old");
+    assert_eq!(rows[0].1, "", "a first-release row has no JSON object");
+    assert_eq!(
+        (rows[1].2.as_str(), rows[1].3, rows[1].4, rows[1].5),
+        ("drama", 7.5, 2010, 1)
+    );
+    let columns: u64 = client
+        .query(
+            "SELECT count() FROM system.columns WHERE database = currentDatabase() \
+             AND table = 'user_events' AND name = 'properties_json'",
+        )
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(columns, 1);
+}

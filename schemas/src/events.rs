@@ -213,6 +213,10 @@ pub struct UserEvent {
     pub event_type: String,
     pub properties: HashMap<String, String>,
     pub occurred_at: Timestamp,
+    /// The same properties as one JSON object text, with their JSON types (added in the second
+    /// version of the contract; `None` in records of the first).
+    #[serde(default)]
+    pub properties_json: Option<String>,
 }
 event!(
     UserEvent,

@@ -132,6 +132,7 @@ async fn every_event_roundtrips_through_the_registry() {
         event_type: "page_view".into(),
         properties: HashMap::from([("path".to_string(), "/movies/1".to_string())]),
         occurred_at: t,
+        properties_json: Some(r#"{"path":"/movies/1","depth":2.5,"seen":[1,{"a":true}]}"#.into()),
     })
     .await;
     roundtrip(UserEvent {
@@ -141,6 +142,7 @@ async fn every_event_roundtrips_through_the_registry() {
         event_type: "click".into(),
         properties: HashMap::new(),
         occurred_at: t,
+        properties_json: None,
     })
     .await;
     roundtrip(VideoFetchRequested {
@@ -259,6 +261,34 @@ async fn a_backward_incompatible_change_is_refused() {
     assert_ne!(second.id, first.id);
 }
 
+/// An anonymous click by a producer on an older UserEvent schema (registered as `schema_id`), in
+/// the wire format; `properties` only when that schema has them.
+fn older_user_event(
+    schema_id: u32,
+    schema: &str,
+    event_id: EventId,
+    properties: Option<HashMap<String, Value>>,
+) -> Vec<u8> {
+    let schema = apache_avro::Schema::parse_str(schema).unwrap();
+    let mut fields = vec![
+        ("event_id".into(), Value::String(event_id.to_string())),
+        ("user_id".into(), Value::Union(0, Box::new(Value::Null))),
+        (
+            "anonymous_id".into(),
+            Value::Union(1, Box::new(Value::String("a".into()))),
+        ),
+        ("event_type".into(), Value::String("click".into())),
+    ];
+    if let Some(properties) = properties {
+        fields.push(("properties".into(), Value::Map(properties)));
+    }
+    fields.push(("occurred_at".into(), Value::TimestampMillis(5)));
+    let mut bytes = vec![0];
+    bytes.extend(schema_id.to_be_bytes());
+    bytes.extend(datum(&schema, Value::Record(fields)));
+    bytes
+}
+
 #[tokio::test]
 async fn an_older_writer_is_resolved_to_our_schema() {
     // A producer still on a previous version of UserEvent (without `properties`) writes a record;
@@ -278,21 +308,8 @@ async fn an_older_writer_is_resolved_to_our_schema() {
     )
     .await
     .unwrap();
-    let schema = apache_avro::Schema::parse_str(old).unwrap();
     let event_id = EventId::new_random();
-    let record = Value::Record(vec![
-        ("event_id".into(), Value::String(event_id.to_string())),
-        ("user_id".into(), Value::Union(0, Box::new(Value::Null))),
-        (
-            "anonymous_id".into(),
-            Value::Union(1, Box::new(Value::String("a".into()))),
-        ),
-        ("event_type".into(), Value::String("click".into())),
-        ("occurred_at".into(), Value::TimestampMillis(5)),
-    ]);
-    let mut bytes = vec![0];
-    bytes.extend(registered.id.to_be_bytes());
-    bytes.extend(datum(&schema, record));
+    let bytes = older_user_event(registered.id, old, event_id, None);
     let event: UserEvent = codec().decode(&bytes).await.unwrap();
     assert_eq!(event.event_id, event_id);
     assert!(event.properties.is_empty());
@@ -300,4 +317,38 @@ async fn an_older_writer_is_resolved_to_our_schema() {
         event.anonymous_id.map(|a| a.to_string()).as_deref(),
         Some("a")
     );
+}
+
+/// The first version of the UserEvent contract (a `map<string,string>` of properties only), as
+/// producers of earlier releases registered it.
+const USER_EVENT_V1: &str = r#"{"type":"record","name":"UserEvent","namespace":"cinema.ugc","fields":[
+    {"name":"event_id","type":"string"},
+    {"name":"user_id","type":["null","string"],"default":null},
+    {"name":"anonymous_id","type":["null","string"],"default":null},
+    {"name":"event_type","type":"string"},
+    {"name":"properties","type":{"type":"map","values":"string"},"default":{}},
+    {"name":"occurred_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
+
+#[tokio::test]
+async fn the_user_event_contract_evolves_backward_compatibly_and_reads_first_version_records() {
+    // The registry's BACKWARD check takes the current contract after the first version...
+    let settings = SrSettings::new(registry_url());
+    let subject = format!("user-event-evolution-{}-value", uuid::Uuid::new_v4());
+    let supplied = |s: &str| SuppliedSchema::new(None, SchemaType::Avro, s.to_string());
+    let v1 = post_schema(&settings, subject.clone(), supplied(USER_EVENT_V1))
+        .await
+        .unwrap();
+    let v2 = post_schema(&settings, subject, supplied(UserEvent::SCHEMA))
+        .await
+        .expect("the current UserEvent contract is BACKWARD compatible with the first");
+    assert_ne!(v1.id, v2.id);
+    // ...and a record written by a first-version producer reads with its properties kept and no
+    // JSON object.
+    let event_id = EventId::new_random();
+    let properties = HashMap::from([("element_id".to_string(), Value::String("play".into()))]);
+    let bytes = older_user_event(v1.id, USER_EVENT_V1, event_id, Some(properties));
+    let event: UserEvent = codec().decode(&bytes).await.unwrap();
+    assert_eq!(event.event_id, event_id);
+    assert_eq!(event.properties["element_id"], "play");
+    assert_eq!(event.properties_json, None);
 }

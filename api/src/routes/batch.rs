@@ -243,6 +243,9 @@ pub async fn batch(
         .into_iter()
         .map(|v| {
             let event = parse_item(v)?;
+            if let AnyEvent::User(user_event) = &event {
+                state.user_event_types.admit(user_event)?;
+            }
             event.within_time_bounds(&state)?;
             if let Some(user) = event.user() {
                 caller.may_act_for(user)?;

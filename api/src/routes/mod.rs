@@ -345,6 +345,10 @@ pub(crate) trait UserWrite: serde::de::DeserializeOwned {
     fn into_event(self) -> Result<Self::Event, ApiError>;
     /// The user the event belongs to, if any (anonymous events have none).
     fn user(event: &Self::Event) -> Option<&schemas::domain::UserId>;
+    /// A check that needs the API's settings (e.g. which event types it takes).
+    fn admit(_event: &Self::Event, _state: &AppState) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 /// The whole of a plain event endpoint: read and validate the body, check the caller may write for
@@ -358,6 +362,7 @@ pub(crate) async fn write_for_user<R: UserWrite>(
     let event = json_body::<R>(body, state.limits.max_body_bytes)
         .await?
         .into_event()?;
+    R::admit(&event, &state)?;
     if let Some(user) = R::user(&event) {
         caller.may_act_for(user)?;
     }

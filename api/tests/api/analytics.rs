@@ -79,6 +79,7 @@ async fn seeded() -> Seeded {
         event_type: kind.to_string(),
         properties: HashMap::new(),
         occurred_at: at(t),
+        properties_json: None,
     };
     sink_write(
         &client,

@@ -13,9 +13,9 @@ async fn a_mixed_batch_says_per_item_and_acks_the_valid_ones() {
         {"type": "playback_event", "user_id": user, "movie_id": movie, "event_type": "stop", "position_ms": 5},
         {"type": "rating", "user_id": user, "movie_id": movie, "score": 3},
         {"type": "rating", "user_id": user, "movie_id": movie, "score": 30},
-        {"user_id": user, "payload": {"event_type": "click", "target": "play-button"}},
+        {"user_id": user, "payload": {"event_type": "click", "element_id": "play-button", "element_type": "button"}},
         {"type": "teleport"},
-        {"type": "anonymous_event", "anonymous_id": "a-1", "payload": {"event_type": "page_view"}},
+        {"type": "anonymous_event", "anonymous_id": "a-1", "payload": {"event_type": "page_view", "page": "/"}},
     ]);
     let resp = app.post_json("/api/v1/events/batch", &items).await;
     assert_eq!(resp.status(), 202);
@@ -54,7 +54,8 @@ async fn ndjson_limits_and_all_invalid() {
     let user = new_id();
     let ndjson: String = (0..50)
         .map(|i| {
-            json!({"user_id": user, "payload": {"event_type": "page_view", "n": i}}).to_string()
+            json!({"user_id": user, "payload": {"event_type": "page_view", "page": "/", "n": i}})
+                .to_string()
                 + "\n"
         })
         .collect();
@@ -72,7 +73,7 @@ async fn ndjson_limits_and_all_invalid() {
     assert_eq!(body["accepted"], 50);
 
     let too_many: Vec<Value> = (0..app.settings.limits.batch_max_events + 1)
-        .map(|_| json!({"user_id": user, "payload": {"event_type": "click"}}))
+        .map(|_| json!({"user_id": user, "payload": {"event_type": "click", "element_id": "b", "element_type": "button"}}))
         .collect();
     let resp = app
         .post_json("/api/v1/events/batch", &Value::Array(too_many))

@@ -6,7 +6,7 @@ use reqwest::Method;
 use schemas::events::*;
 use serde_json::{json, Value};
 
-use crate::helpers::{new_id, spawn_app};
+use crate::helpers::{new_id, spawn_app, spawn_app_with, test_settings};
 
 async fn accepted(resp: reqwest::Response) -> String {
     let status = resp.status();
@@ -223,11 +223,11 @@ async fn follows_and_posts_take_the_caller_as_the_actor() {
 async fn generic_and_anonymous_events() {
     let app = spawn_app().await;
     let at = crate::helpers::an_hour_ago();
-    let user = new_id();
+    let (user, movie) = (new_id(), new_id());
     let id = accepted(
         app.as_user(Method::POST, "/api/v1/events", &user)
             .json(&json!({"user_id": user, "timestamp": at.1,
-                          "payload": {"event_type": "movie_quality_changed", "from": "720p", "to": "1080p", "auto": true}}))
+                          "payload": {"event_type": "movie_quality_changed", "movie_id": movie, "previous_quality": "720p", "new_quality": "1080p", "auto": true}}))
             .send()
             .await
             .unwrap(),
@@ -236,7 +236,10 @@ async fn generic_and_anonymous_events() {
     let (msg, e) = app.find::<UserEvent>(&id).await.unwrap();
     assert_eq!(msg.key(), Some(user.as_bytes()));
     assert_eq!(e.event_type, "movie_quality_changed");
-    assert_eq!(e.properties.get("to").map(String::as_str), Some("1080p"));
+    assert_eq!(
+        e.properties.get("new_quality").map(String::as_str),
+        Some("1080p")
+    );
     assert_eq!(e.properties.get("auto").map(String::as_str), Some("true"));
     assert_eq!(e.occurred_at.millis(), at.0);
 
@@ -244,7 +247,7 @@ async fn generic_and_anonymous_events() {
     let resp = app
         .client
         .post(app.url("/api/v1/anonymous-events"))
-        .json(&json!({"anonymous_id": "anon-7f3a", "payload": {"event_type": "page_view", "path": "/movies"}}))
+        .json(&json!({"anonymous_id": "anon-7f3a", "payload": {"event_type": "page_view", "page": "/movies"}}))
         .send()
         .await
         .unwrap();
@@ -271,4 +274,117 @@ async fn generic_and_anonymous_events() {
             .unwrap();
         assert_eq!(resp.status(), 400, "{bad}");
     }
+}
+
+/// A seed-style client's nested payload reaches Kafka with its JSON types (`properties_json`), the
+/// first contract's text map beside it; each known type's required properties are checked (400
+/// naming each missing one); an unknown type is 400 unless `USER_EVENT_TYPES` lists it (or is `*`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_events_keep_their_types_and_need_their_fields() {
+    let app = spawn_app().await;
+    let user = new_id();
+    let payload = json!({"event_type": "search_filter_used",
+        "filters": {"genre": "drama", "year_from": 2010, "rating_gte": 7.5, "hd": true,
+                    "languages": ["en", "fr"], "cast": null},
+        "results": 42});
+    let id = accepted(
+        app.as_user(Method::POST, "/api/v1/events", &user)
+            .json(&json!({"user_id": user, "payload": payload}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (_, e) = app.find::<UserEvent>(&id).await.unwrap();
+    let typed: Value = serde_json::from_str(e.properties_json.as_deref().unwrap()).unwrap();
+    let mut expected = payload.clone();
+    expected.as_object_mut().unwrap().remove("event_type");
+    assert_eq!(typed, expected, "types kept end to end");
+    assert_eq!(typed["filters"]["rating_gte"].as_f64(), Some(7.5));
+    assert_eq!(typed["results"].as_u64(), Some(42));
+    // Readers of the first contract still get text.
+    assert_eq!(e.properties["results"], "42");
+
+    for (payload, fields) in [
+        (
+            json!({"event_type": "click", "element_id": "play"}),
+            vec!["payload.element_type"],
+        ),
+        (
+            json!({"event_type": "click", "element_id": "", "element_type": "button"}),
+            vec!["payload.element_id"],
+        ),
+        (
+            json!({"event_type": "page_view", "path": "/x"}),
+            vec!["payload.page"],
+        ),
+        (
+            json!({"event_type": "movie_quality_changed", "movie_id": "not-a-uuid", "new_quality": "1080p"}),
+            vec!["payload.movie_id", "payload.previous_quality"],
+        ),
+        (
+            json!({"event_type": "movie_completed"}),
+            vec!["payload.movie_id"],
+        ),
+        (
+            json!({"event_type": "search_filter_used", "filters": "genre=drama"}),
+            vec!["payload.filters"],
+        ),
+        (
+            json!({"event_type": "teleport"}),
+            vec!["payload.event_type"],
+        ),
+        (
+            json!({"event_type": "Bad Type!"}),
+            vec!["payload.event_type"],
+        ),
+    ] {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/anonymous-events"))
+            .json(&json!({"anonymous_id": "anon-f", "payload": payload}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{payload}");
+        let body: Value = resp.json().await.unwrap();
+        let named: Vec<&str> = body["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(named, fields, "{payload}: {body}");
+    }
+    // In a batch too: the item is rejected, the others go on.
+    let resp = app
+        .post_json(
+            "/api/v1/events/batch",
+            &json!([
+                {"user_id": user, "payload": {"event_type": "click"}},
+                {"user_id": user, "payload": {"event_type": "video_shared"}},
+                {"user_id": user, "payload": {"event_type": "movie_completed", "movie_id": new_id()}},
+            ]),
+        )
+        .await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["accepted"], 1, "{body}");
+
+    // Listed types are taken (with no required fields); `*` takes any well-formed name.
+    for (types, shared, other) in [("video_shared", 202, 400), ("*", 202, 202)] {
+        let mut settings = test_settings();
+        settings.user_event_types = api::routes::events::EventTypes::parse(types).unwrap();
+        let app = spawn_app_with(settings).await;
+        for (event_type, status) in [("video_shared", shared), ("trailer_skipped", other)] {
+            let resp = app
+                .client
+                .post(app.url("/api/v1/anonymous-events"))
+                .json(&json!({"anonymous_id": "anon-t", "payload": {"event_type": event_type}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), status, "{types}: {event_type}");
+        }
+    }
+    assert!(api::routes::events::EventTypes::parse("ok,Not Ok").is_err());
 }

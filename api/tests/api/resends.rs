@@ -106,6 +106,7 @@ fn events(users: &[UserId], movies: &[MovieId]) -> Events {
             event_type: ["click", "page_view", "search"][i % 3].to_string(),
             properties: HashMap::new(),
             occurred_at: at(i as i64 * 29_000),
+            properties_json: None,
         })
         .collect();
     let now = Timestamp::now().millis();

@@ -14,7 +14,7 @@ async fn over_the_rate_limit_is_a_429_with_retry_after() {
     settings.rate_limit.per_second = 1;
     settings.rate_limit.burst = 3;
     let app = spawn_app_with(settings).await;
-    let body = json!({"anonymous_id": "rl", "payload": {"event_type": "click"}});
+    let body = json!({"anonymous_id": "rl", "payload": {"event_type": "click", "element_id": "b", "element_type": "button"}});
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let resp = app
@@ -44,7 +44,7 @@ async fn rate_limits_cannot_be_dodged_with_invented_credentials() {
     settings.rate_limit.per_second = 1;
     settings.rate_limit.burst = 3;
     let app = spawn_app_with(settings).await;
-    let body = json!({"anonymous_id": "rl2", "payload": {"event_type": "click"}});
+    let body = json!({"anonymous_id": "rl2", "payload": {"event_type": "click", "element_id": "b", "element_type": "button"}});
     let mut statuses = Vec::new();
     for i in 0..5 {
         let resp = app

@@ -284,7 +284,7 @@ async fn a_post_id_cannot_be_taken_over_and_is_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_refuse_other_media_types() {
     let app = spawn_app().await;
-    let event = serde_json::json!({"anonymous_id": "anon-csrf", "payload": {"event_type": "page_view", "path": "/x"}})
+    let event = serde_json::json!({"anonymous_id": "anon-csrf", "payload": {"event_type": "page_view", "page": "/x"}})
         .to_string();
     for media in [
         "text/plain",
@@ -319,7 +319,7 @@ async fn writes_refuse_other_media_types() {
         .unwrap();
     assert_eq!(resp.status(), 202);
     let line = serde_json::json!({"type": "anonymous_event", "anonymous_id": "anon-nd",
-        "payload": {"event_type": "page_view", "path": "/y"}});
+        "payload": {"event_type": "page_view", "page": "/y"}});
     let resp = app
         .client
         .post(app.url("/api/v1/events/batch"))
@@ -346,7 +346,12 @@ async fn writes_refuse_other_media_types() {
 /// naming the limit, before any store is asked to skip a million rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_are_bounded_in_depth() {
-    let app = spawn_app().await;
+    // Its own database: the within-limit page must be answered by ClickHouse, not depend on a
+    // `ugc` database some earlier run left behind (a fresh clone has none).
+    let mut settings = test_settings();
+    let (db, _admin) = crate::helpers::fresh_clickhouse(&settings, "test_depth").await;
+    settings.stack.clickhouse_database = db;
+    let app = spawn_app_with(settings).await;
     let user = crate::helpers::new_id();
     for (path, status) in [
         (

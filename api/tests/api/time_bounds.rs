@@ -25,7 +25,7 @@ async fn events_from_500_months_ago_are_refused_single_and_batched() {
         let body = if i % 2 == 0 {
             json!({"user_id": user, "movie_id": movie, "event_type": "play", "position_ms": 1, "occurred_at": at})
         } else {
-            json!({"anonymous_id": "anon-1", "timestamp": at, "payload": {"event_type": "page_view"}})
+            json!({"anonymous_id": "anon-1", "timestamp": at, "payload": {"event_type": "page_view", "page": "/"}})
         };
         let path = if i % 2 == 0 {
             "/api/v1/movies/playback-event"

@@ -178,6 +178,8 @@ pub struct UserEventRow {
     pub event_type: String,
     pub properties_keys: Vec<String>,
     pub properties_values: Vec<String>,
+    /// The payload as one JSON object with its types; '' for first-version records.
+    pub properties_json: String,
     pub occurred_at: u32,
     pub occurred_at_ms: u64,
     pub kafka_partition: u32,
@@ -202,6 +204,7 @@ impl Table for UserEvent {
             event_type: self.event_type.clone(),
             properties_keys: properties.iter().map(|(k, _)| (*k).clone()).collect(),
             properties_values: properties.iter().map(|(_, v)| (*v).clone()).collect(),
+            properties_json: self.properties_json.clone().unwrap_or_default(),
             occurred_at: self.occurred_at.seconds(),
             occurred_at_ms: self.occurred_at.millis() as u64,
             kafka_partition: partition as u32,

@@ -94,6 +94,13 @@ ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (event_type, occurred_at, event_id);
 
+-- The payload with its JSON types, one JSON object per row (second UserEvent contract; '' for rows
+-- of first-version producers, whose properties are in the arrays above). Analysts read it with
+-- JSONExtract* on current ClickHouse, e.g. JSONExtractFloat(properties_json, 'filters', 'rating_gte')
+-- (visitParamExtract* by key name on 18.16, which has no JSONExtract). ugc-init adds the
+-- column to a table created by an earlier release (and skips this when the column is there).
+ALTER TABLE {db}.user_events ADD COLUMN properties_json String DEFAULT '' AFTER properties_values;
+
 -- The events each table has, by the time they say they occurred (a resend says the same): the
 -- sink's lookups for a batch of recent events read the last granules only. Partitioned like the
 -- event tables; a month older than EVENT_MAX_AGE can be dropped (no resend of it is accepted).
