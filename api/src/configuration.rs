@@ -36,6 +36,8 @@ pub struct Settings {
     pub image_limits: stores::images::ImageLimits,
     /// `API_METRICS`, `METRICS_TOKEN`.
     pub metrics: crate::metrics::MetricsAccess,
+    /// `CORS_ALLOWED_ORIGINS` (default none).
+    pub cors: crate::cors::CorsOrigins,
 }
 
 impl Settings {
@@ -50,6 +52,10 @@ impl Settings {
             )?,
             limits: Limits {
                 max_body_bytes: env_parse("API_MAX_BODY_BYTES", 64 * 1024)?,
+                body_timeout: common::config::env_duration(
+                    "API_BODY_TIMEOUT",
+                    std::time::Duration::from_secs(30),
+                )?,
                 batch_max_events: env_parse("BATCH_MAX_EVENTS", 1000)?,
                 batch_max_body_bytes: env_parse("BATCH_MAX_BODY_BYTES", 4 * 1024 * 1024)?,
                 video_search_walk_budget: env_parse(
@@ -94,6 +100,7 @@ impl Settings {
             image_max_upload_bytes: env_parse("IMAGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)?,
             image_limits: stores::images::ImageLimits::from_env()?,
             metrics: crate::metrics::MetricsAccess::from_env()?,
+            cors: crate::cors::CorsOrigins::from_env()?,
             stack,
         })
     }

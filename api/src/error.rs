@@ -21,6 +21,9 @@ pub enum ApiError {
     Invalid(Vec<DomainError>),
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
+    /// The client did not send its whole body within `API_BODY_TIMEOUT`.
+    #[error("request body not received in time")]
+    BodyTimeout(String),
     #[error("unauthorized")]
     Unauthorized(String),
     #[error("forbidden")]
@@ -103,7 +106,8 @@ impl ApiError {
             | ApiError::Conflict(m)
             | ApiError::UnsupportedMediaType(m)
             | ApiError::TooManyRequests(m, _)
-            | ApiError::MethodNotAllowed(m) => {
+            | ApiError::MethodNotAllowed(m)
+            | ApiError::BodyTimeout(m) => {
                 vec![json!({"message": m})]
             }
             ApiError::Invalid(errors) => errors
@@ -126,6 +130,7 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -169,7 +174,8 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Rewrites the framework's own 404 and 405 answers (unknown path, wrong method: empty bodies) into
+/// Rewrites the framework's own 400, 404 and 405 answers (a refused CORS origin, an unknown path, a
+/// wrong method: text or empty bodies) into
 /// the JSON error shape every other error has; a JSON answer (a handler's own 404) is kept.
 pub fn framework_errors<B: actix_web::body::MessageBody + 'static>(
     res: actix_web::dev::ServiceResponse<B>,
@@ -188,6 +194,19 @@ pub fn framework_errors<B: actix_web::body::MessageBody + 'static>(
     let (req, _) = res.into_parts();
     let error = if status == StatusCode::METHOD_NOT_ALLOWED {
         ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path()))
+    } else if status == StatusCode::BAD_REQUEST {
+        // The framework's own 400s: a CORS request from an origin not listed, or a request it
+        // could not take apart.
+        let origin = req
+            .headers()
+            .get(actix_web::http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        ApiError::BadQuery(match origin {
+            Some(origin) => {
+                format!("origin {origin} may not call this API (CORS_ALLOWED_ORIGINS)")
+            }
+            None => "the request could not be read".to_string(),
+        })
     } else {
         ApiError::NotFound(format!("no such path: {}", req.path()))
     };

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod configuration;
+pub mod cors;
 pub mod error;
 pub mod metrics;
 pub mod openapi;

@@ -112,6 +112,7 @@ impl Application {
         }
         let metrics = web::Data::new(settings.metrics.clone());
         let openapi = ApiDoc::openapi();
+        let cors = settings.cors.clone();
         let server = HttpServer::new(move || {
             let limited = governor.clone();
             let app =
@@ -125,13 +126,16 @@ impl Application {
                         limited.is_some(),
                         Governor::new(&limited.unwrap_or_else(fallback_governor)),
                     ))
+                    // Inside the error handlers, so a refused preflight answers the JSON shape.
+                    .wrap(Condition::new(!cors.is_empty(), cors.middleware()))
                     .wrap(
                         ErrorHandlers::new()
                             .handler(StatusCode::NOT_FOUND, crate::error::framework_errors)
                             .handler(
                                 StatusCode::METHOD_NOT_ALLOWED,
                                 crate::error::framework_errors,
-                            ),
+                            )
+                            .handler(StatusCode::BAD_REQUEST, crate::error::framework_errors),
                     )
                     .wrap(from_fn(crate::metrics::track))
                     // Before the /api/v1 scope, which would otherwise answer 404 for these paths.

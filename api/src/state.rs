@@ -8,6 +8,8 @@ use crate::auth::AuthConfig;
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// `API_BODY_TIMEOUT`: a request's whole body (JSON or multipart) must arrive within this.
+    pub body_timeout: std::time::Duration,
     pub batch_max_events: usize,
     pub batch_max_body_bytes: usize,
     /// `VIDEO_SEARCH_WALK_BUDGET`: most candidates a video search checks; past it, it reads the

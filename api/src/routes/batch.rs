@@ -234,7 +234,12 @@ pub async fn batch(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(body, state.limits.batch_max_body_bytes).await?;
+    let body = read_body(
+        body,
+        state.limits.batch_max_body_bytes,
+        state.limits.body_timeout,
+    )
+    .await?;
     let values = items(&body, state.limits.batch_max_events)?;
     let trace = TraceContext::of(&req);
     let headers = trace.kafka_headers();

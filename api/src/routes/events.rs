@@ -333,7 +333,7 @@ pub async fn anonymous_event(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = json_body::<AnonymousEventRequest>(body, state.limits.max_body_bytes)
+    let event = json_body::<AnonymousEventRequest>(body, &state.limits)
         .await?
         .into_event()?;
     state.user_event_types.admit(&event)?;

@@ -61,7 +61,7 @@ async fn write(
     state: web::Data<AppState>,
     action: FavouriteAction,
 ) -> Result<HttpResponse, ApiError> {
-    let event = json_body::<EventMeta>(body, state.limits.max_body_bytes)
+    let event = json_body::<EventMeta>(body, &state.limits)
         .await?
         .into_favourite(&path.0, &path.1, action)?;
     caller.may_act_for(&event.user_id)?;

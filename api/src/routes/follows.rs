@@ -36,7 +36,7 @@ async fn write(
     state: web::Data<AppState>,
     action: FollowAction,
 ) -> Result<HttpResponse, ApiError> {
-    let body = json_body::<FollowRequest>(body, state.limits.max_body_bytes).await?;
+    let body = json_body::<FollowRequest>(body, &state.limits).await?;
     let event_id = event_id(body.event_id.as_deref());
     let followee_id =
         UserId::parse(&followee).map_err(|e| DomainError::new("followee_id", e.reason));

@@ -4,7 +4,7 @@
 //! under limits).
 
 use actix_multipart::Multipart;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures::TryStreamExt;
 use schemas::domain::{DomainError, EventId, TaskId, Timestamp};
 use schemas::events::{ImageFormat as OutFormat, ResizeFit, ResizeRequested};
@@ -51,34 +51,77 @@ fn invalid(field: &'static str, e: impl std::fmt::Display) -> ApiError {
     DomainError::new(field, e.to_string()).into()
 }
 
-/// Queue a resize of an uploaded image.
-#[utoipa::path(post, path = "/api/v1/images/resize", tag = "images",
-    request_body(content = ResizeForm, content_type = "multipart/form-data"),
-    responses((status = 202, body = TaskAccepted), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
-        (status = 503, body = crate::error::ErrorBody)),
-    security(("api_key" = []), ("bearer" = [])))]
-pub async fn resize(
-    req: HttpRequest,
-    _caller: Caller,
-    mut form: Multipart,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let limit = state.images.max_upload_bytes;
+/// The form's fields: `file` and at most these, each once (so a form has at most six parts).
+const FORM_FIELDS: [&str; 5] = ["width", "height", "fit", "format", "file"];
+/// Room for the form's other fields and its framing, beside `IMAGE_MAX_UPLOAD_BYTES` of file.
+pub const FORM_OVERHEAD: usize = 64 * 1024;
+/// The most bytes of a field other than `file`.
+const FIELD_MAX_BYTES: usize = 256;
+
+type Form = (Option<Vec<u8>>, std::collections::HashMap<String, String>);
+
+/// Reads the upload within its bounds: the whole body at most `IMAGE_MAX_UPLOAD_BYTES` +
+/// [`FORM_OVERHEAD`] (413, refused from `Content-Length` before reading when it says more), the
+/// preamble and each part's headers at most [`super::form::MAX_PART_HEADER`] (400), only the known
+/// fields, each once (400 naming the field, before its value is read).
+async fn read_form(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Form, ApiError> {
+    use super::form::{Guarded, Refusal};
+    let cap = limit + FORM_OVERHEAD;
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        return Err(ApiError::TooLarge(cap));
+    }
+    let boundary = req
+        .mime_type()
+        .ok()
+        .flatten()
+        .and_then(|m| {
+            m.get_param(actix_web::mime::BOUNDARY)
+                .map(|b| b.as_str().to_string())
+        })
+        .ok_or_else(|| invalid("form", "multipart/form-data with a boundary is required"))?;
+    let (guarded, refused) = Guarded::new(payload, &boundary, cap);
+    let mut form = Multipart::new(req.headers(), guarded);
+    let framing = |e: actix_multipart::MultipartError| match refused.get() {
+        Some(Refusal::TooLarge) => ApiError::TooLarge(cap),
+        Some(Refusal::HeaderTooLong) => invalid(
+            "form",
+            format!(
+                "a part's headers (or the preamble) are longer than {} bytes",
+                super::form::MAX_PART_HEADER
+            ),
+        ),
+        None => ApiError::BadJson(format!("multipart: {e}")),
+    };
     let (mut file, mut fields) = (None::<Vec<u8>>, std::collections::HashMap::new());
-    while let Some(mut field) = form
-        .try_next()
-        .await
-        .map_err(|e| ApiError::BadJson(format!("multipart: {e}")))?
-    {
+    while let Some(mut field) = form.try_next().await.map_err(framing)? {
         let name = field.name().unwrap_or_default().to_string();
-        let cap = if name == "file" { limit } else { 256 };
+        if !FORM_FIELDS.contains(&name.as_str()) {
+            return Err(invalid(
+                "form",
+                format!(
+                    "unknown field {name:?} (the form takes {})",
+                    FORM_FIELDS.join(", ")
+                ),
+            ));
+        }
+        if fields.contains_key(&name) || (name == "file" && file.is_some()) {
+            return Err(invalid("form", format!("field {name} is sent twice")));
+        }
+        let cap = if name == "file" {
+            limit
+        } else {
+            FIELD_MAX_BYTES
+        };
         let mut bytes = Vec::new();
-        while let Some(chunk) = field
-            .try_next()
-            .await
-            .map_err(|e| ApiError::BadJson(format!("multipart: {e}")))?
-        {
+        while let Some(chunk) = field.try_next().await.map_err(framing)? {
             if bytes.len() + chunk.len() > cap {
                 return Err(if name == "file" {
                     ApiError::TooLarge(limit)
@@ -94,6 +137,26 @@ pub async fn resize(
             fields.insert(name, String::from_utf8_lossy(&bytes).trim().to_string());
         }
     }
+    Ok((file, fields))
+}
+
+/// Queue a resize of an uploaded image.
+#[utoipa::path(post, path = "/api/v1/images/resize", tag = "images",
+    request_body(content = ResizeForm, content_type = "multipart/form-data"),
+    responses((status = 202, body = TaskAccepted), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)),
+    security(("api_key" = []), ("bearer" = [])))]
+pub async fn resize(
+    req: HttpRequest,
+    _caller: Caller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let read = read_form(&req, payload, state.images.max_upload_bytes);
+    let (file, fields) = tokio::time::timeout(state.limits.body_timeout, read)
+        .await
+        .map_err(|_| super::body_timeout(state.limits.body_timeout))??;
     let side = |name: &'static str| -> Result<u32, DomainError> {
         fields
             .get(name)

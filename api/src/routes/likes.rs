@@ -66,7 +66,7 @@ pub async fn rate(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = json_body::<RatingRequest>(body, state.limits.max_body_bytes)
+    let event = json_body::<RatingRequest>(body, &state.limits)
         .await?
         .into_event(&path.0, &path.1)?;
     caller.may_act_for(&event.user_id)?;

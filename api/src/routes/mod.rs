@@ -8,6 +8,7 @@ pub mod events;
 pub mod favorites;
 pub mod feed;
 pub mod follows;
+pub(crate) mod form;
 pub mod health;
 pub mod images;
 pub mod likes;
@@ -178,9 +179,9 @@ async fn media_type(
 /// Reads a JSON body into `T` (an empty body reads as `{}` when `T` allows it).
 pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     payload: web::Payload,
-    limit: usize,
+    limits: &crate::state::Limits,
 ) -> Result<T, ApiError> {
-    let body = read_body(payload, limit).await?;
+    let body = read_body(payload, limits.max_body_bytes, limits.body_timeout).await?;
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -189,20 +190,35 @@ pub(crate) async fn json_body<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string()))
 }
 
+/// The whole body, at most `limit` bytes (`413` past it, nothing more is read) and within
+/// `timeout` (`API_BODY_TIMEOUT`; `408` for a client that sends too slowly or stalls).
 pub(crate) async fn read_body(
     mut payload: web::Payload,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<web::BytesMut, ApiError> {
     use futures::StreamExt;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadJson(e.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge(limit));
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadJson(e.to_string()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        Ok(body)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| body_timeout(timeout))?
+}
+
+pub(crate) fn body_timeout(timeout: std::time::Duration) -> ApiError {
+    ApiError::BodyTimeout(format!(
+        "the body must arrive within {} s (API_BODY_TIMEOUT)",
+        timeout.as_secs_f64()
+    ))
 }
 
 /// Every field error at once, so one response names every bad field.
@@ -359,9 +375,7 @@ pub(crate) async fn write_for_user<R: UserWrite>(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let event = json_body::<R>(body, state.limits.max_body_bytes)
-        .await?
-        .into_event()?;
+    let event = json_body::<R>(body, &state.limits).await?.into_event()?;
     R::admit(&event, &state)?;
     if let Some(user) = R::user(&event) {
         caller.may_act_for(user)?;

@@ -45,7 +45,7 @@ pub async fn create(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = json_body::<PostRequest>(body, state.limits.max_body_bytes).await?;
+    let body = json_body::<PostRequest>(body, &state.limits).await?;
     let event_id = event_id(body.event_id.as_deref());
     let post_id = body.post_id.as_deref().map_or_else(
         || Ok(PostId::from_uuid(uuid::Uuid::new_v4())),

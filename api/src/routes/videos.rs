@@ -38,7 +38,7 @@ pub async fn fetch(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = json_body::<FetchRequest>(body, state.limits.max_body_bytes).await?;
+    let body = json_body::<FetchRequest>(body, &state.limits).await?;
     let query = body.query.trim().to_string();
     let q = (1..=200)
         .contains(&query.chars().count())

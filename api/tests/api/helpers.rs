@@ -260,3 +260,54 @@ pub fn an_hour_ago() -> (i64, String) {
     let ms = (schemas::domain::Timestamp::now().millis() / 1000 - 3600) * 1000;
     (ms, api::routes::lists::iso_millis(ms))
 }
+
+/// A raw HTTP/1.1 exchange for what a well-behaved client never does: writes `head` (request line
+/// and headers, without the blank line) and `body`, then keeps the connection open *without
+/// sending more*, and reads the answer for up to `wait`. Returns the status and the body text
+/// (`None` if nothing complete came back in time).
+pub async fn stalled_request(
+    app: &TestApp,
+    head: &str,
+    body: &[u8],
+    wait: Duration,
+) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("{head}\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // The server may answer and stop reading before the whole body is written.
+    let _ = stream.write_all(body).await;
+    let read = async {
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer).to_string();
+            if let Some((headers, rest)) = text.split_once("\r\n\r\n") {
+                let length = headers
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if rest.len() >= length {
+                    break;
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1.to_string();
+        Some((status, body))
+    };
+    tokio::time::timeout(wait, read).await.ok().flatten()
+}

@@ -396,3 +396,110 @@ async fn a_redelivered_job_is_not_redone_and_unknown_ids_are_404() {
     assert_eq!(r.status("not-a-uuid").await.0, 400);
     r.drop().await;
 }
+
+/// Uploads are bounded before anything is buffered or queued: a declared length over the cap is
+/// 413 unread; unknown or repeated fields are 400 at their headers; a preamble or a part header
+/// that never ends is 400 after 8 KiB (the client, still connected, has sent no more); a client
+/// that stalls mid-body is cut off with 408. No job is created by any of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_forms_are_refused_early() {
+    use crate::helpers::stalled_request;
+    let r = resizing(64 * 1024).await;
+    let wait = Duration::from_secs(10);
+    let head = |length: usize| {
+        format!(
+            "POST /api/v1/images/resize HTTP/1.1\r\nX-Api-Key: {API_KEY}\r\n\
+             Content-Type: multipart/form-data; boundary=XB\r\nContent-Length: {length}"
+        )
+    };
+    // A gigabyte announced: refused from the header, nothing sent.
+    let (code, body) = stalled_request(&r.app, &head(1 << 30), b"", wait)
+        .await
+        .expect("answered without the body");
+    assert_eq!(code, 413, "{body}");
+    // 20,000 junk fields: the first one is refused, the rest never read.
+    let junk: String = (0..20_000)
+        .map(|i| format!("--XB\r\nContent-Disposition: form-data; name=\"junk{i}\"\r\n\r\nx\r\n"))
+        .collect();
+    // Chunked, so no declared length stops it first.
+    let chunked = format!(
+        "POST /api/v1/images/resize HTTP/1.1\r\nX-Api-Key: {API_KEY}\r\n\
+         Content-Type: multipart/form-data; boundary=XB\r\nTransfer-Encoding: chunked"
+    );
+    let chunk = |bytes: &[u8]| {
+        let mut framed = format!("{:x}\r\n", bytes.len()).into_bytes();
+        framed.extend(bytes);
+        framed.extend(b"\r\n");
+        framed
+    };
+    let (code, body) = stalled_request(&r.app, &chunked, &chunk(junk.as_bytes()), wait)
+        .await
+        .expect("answered");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("unknown field \\\"junk0\\\""), "{body}");
+    // A field sent twice.
+    let (code, body) = r
+        .upload(
+            &picture(8, 8, ImageFormat::Png),
+            "ok.png",
+            &[("width", "10"), ("width", "20"), ("height", "10")],
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("sent twice"), "{body}");
+    // A preamble without a newline (of any length: chunked); 64 KiB arrive, then the client waits.
+    let preamble = vec![b'p'; 64 * 1024];
+    let (code, body) = stalled_request(&r.app, &chunked, &chunk(&preamble), wait)
+        .await
+        .expect("answered after 8 KiB, without waiting for the rest");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("8192 bytes"), "{body}");
+    // The same with a part header that never ends.
+    let mut endless = b"--XB\r\nContent-Disposition: form-data; name=\"file\"\r\nX-Pad: ".to_vec();
+    endless.extend(vec![b'h'; 64 * 1024]);
+    let (code, body) = stalled_request(&r.app, &chunked, &chunk(&endless), wait)
+        .await
+        .expect("answered");
+    assert_eq!(code, 400, "{body}");
+    let jobs =
+        r.db.collection::<mongodb::bson::Document>(stores::images::RESIZE_JOBS)
+            .count_documents(mongodb::bson::doc! {})
+            .await
+            .unwrap();
+    assert_eq!(jobs, 0, "nothing was queued");
+    r.drop().await;
+}
+
+/// A client that sends part of a body and stalls is answered 408 after `API_BODY_TIMEOUT`, for
+/// JSON and for uploads, and its connection does not hold a handler forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_are_cut_off() {
+    use crate::helpers::stalled_request;
+    let mut settings = test_settings();
+    settings.limits.body_timeout = Duration::from_secs(1);
+    let app = spawn_app_with(settings).await;
+    for (path, content_type, partial) in [
+        (
+            "/api/v1/anonymous-events",
+            "application/json",
+            &b"{\"anonymous_id\": \"slow\""[..],
+        ),
+        (
+            "/api/v1/images/resize",
+            "multipart/form-data; boundary=XB",
+            &b"--XB\r\nContent-Disposition: form-data; name=\"width\"\r\n\r\n1"[..],
+        ),
+    ] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nX-Api-Key: {API_KEY}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: 1000"
+        );
+        let started = std::time::Instant::now();
+        let (code, body) = stalled_request(&app, &head, partial, Duration::from_secs(10))
+            .await
+            .expect("answered while the client still holds the connection");
+        assert_eq!(code, 408, "{path}: {body}");
+        assert!(body.contains("API_BODY_TIMEOUT"), "{body}");
+        assert!(started.elapsed() >= Duration::from_secs(1), "{path}");
+    }
+}

@@ -457,3 +457,67 @@ async fn fetch_requests_are_bounded_per_caller_and_coalesced() {
         ]
     );
 }
+
+/// CORS: by default no origin gets cross-origin access (a preflight fails, no answer carries
+/// `Access-Control-Allow-Origin`); an origin in `CORS_ALLOWED_ORIGINS` passes its preflight and
+/// reads answers, any other is refused with the JSON error naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_origin_access_is_only_for_listed_origins() {
+    use reqwest::Method;
+    let preflight = |app: &crate::helpers::TestApp, origin: &str| {
+        app.client
+            .request(Method::OPTIONS, app.url("/api/v1/anonymous-events"))
+            .header("origin", origin.to_string())
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let allow = |resp: &reqwest::Response| {
+        resp.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let event = serde_json::json!({"anonymous_id": "anon-cors",
+        "payload": {"event_type": "page_view", "page": "/"}});
+    let post_from = |app: &crate::helpers::TestApp, origin: &str| {
+        app.client
+            .post(app.url("/api/v1/anonymous-events"))
+            .header("origin", origin.to_string())
+            .json(&event)
+            .send()
+    };
+
+    let app = spawn_app().await;
+    let resp = preflight(&app, "https://cinema.example").await.unwrap();
+    assert!(!resp.status().is_success(), "{}", resp.status());
+    assert_eq!(allow(&resp), None);
+    let resp = post_from(&app, "https://cinema.example").await.unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(allow(&resp), None, "the browser will not show the answer");
+
+    let mut settings = test_settings();
+    settings.cors = api::cors::CorsOrigins::parse("https://cinema.example").unwrap();
+    let app = spawn_app_with(settings).await;
+    let resp = preflight(&app, "https://cinema.example").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(allow(&resp).as_deref(), Some("https://cinema.example"));
+    let methods = resp.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(methods.contains("POST"), "{methods}");
+    let resp = post_from(&app, "https://cinema.example").await.unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(allow(&resp).as_deref(), Some("https://cinema.example"));
+    let resp = preflight(&app, "https://evil.example").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(allow(&resp), None);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CORS_ALLOWED_ORIGINS"),
+        "{body}"
+    );
+}
