@@ -38,6 +38,23 @@ impl Caller {
         }
     }
 
+    /// Who owns what this caller creates (image jobs): `user:<id>` or `service:<key name>`.
+    pub fn owner_tag(&self) -> String {
+        match self {
+            Caller::Service(name) => format!("service:{name}"),
+            Caller::User(id) => format!("user:{id}"),
+        }
+    }
+
+    /// Whether this caller may read something owned by `owner`: services read everything, a user
+    /// only what they created.
+    pub fn may_read(&self, owner: Option<&str>) -> bool {
+        match self {
+            Caller::Service(_) => true,
+            Caller::User(_) => owner == Some(self.owner_tag().as_str()),
+        }
+    }
+
     /// The user a request acts as: the token's user, or for a service the one it names.
     pub fn acting_user(&self, named: Option<UserId>) -> Result<UserId, ApiError> {
         match (self, named) {

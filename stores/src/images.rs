@@ -43,6 +43,15 @@ pub struct JobDoc {
     /// After this (epoch ms) the result is gone (404).
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// Who created the job: `user:<id>` or `service:<key name>` (none on jobs of earlier releases:
+    /// services only may read those).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// When the sweeper deleted the job's blobs (epoch ms). Absent, never null, until then: the
+    /// sweeper selects with `$exists` (the local MongoDB-wire server matches `null` differently
+    /// from MongoDB once a query has more than one condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_at: Option<i64>,
 }
 
 /// Where originals and results live: GridFS (`IMAGE_BLOB_STORE=gridfs`, for a real MongoDB), or
@@ -109,6 +118,25 @@ impl BlobStore {
         }
     }
 
+    /// Deletes the blob; one already gone is not an error (sweeps repeat after a crash).
+    pub async fn delete(&self, id: &str) -> Result<(), BlobError> {
+        let Ok(oid) = ObjectId::parse_str(id) else {
+            return Ok(());
+        };
+        match self {
+            Self::GridFs(bucket) => match bucket.delete(Bson::ObjectId(oid)).await {
+                Ok(()) => Ok(()),
+                Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::GridFs(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Self::Fs(dir) => match tokio::fs::remove_file(dir.join(oid.to_hex())).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
     /// The blob's bytes, if it exists (ids are ObjectId hex: nothing else is looked up).
     pub async fn get(&self, id: &str) -> Result<Option<Vec<u8>>, BlobError> {
         let Ok(oid) = ObjectId::parse_str(id) else {
@@ -161,10 +189,16 @@ impl ImageJobs {
         self.blobs.get(id).await
     }
 
+    pub async fn delete_blob(&self, id: &str) -> Result<(), BlobError> {
+        self.blobs.delete(id).await
+    }
+
+    /// A PENDING job for `source_blob`, owned by `owner` (`user:<id>` / `service:<name>`).
     pub async fn create(
         &self,
         task_id: &str,
         source_blob: &str,
+        owner: &str,
     ) -> Result<(), mongodb::error::Error> {
         let now = now_ms();
         self.db
@@ -179,6 +213,8 @@ impl ImageJobs {
                 created_at: now,
                 updated_at: now,
                 expires_at: None,
+                owner: Some(owner.to_string()),
+                swept_at: None,
             })
             .await?;
         Ok(())
@@ -224,6 +260,69 @@ impl ImageJobs {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Jobs whose blobs (original and result) were deleted.
+    pub jobs: u64,
+    /// Job documents deleted (swept a TTL earlier).
+    pub forgotten: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("mongodb: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+impl ImageJobs {
+    /// Deletes what has outlived `ttl_ms` (`IMAGE_RESULT_TTL_SECS`): the original and the result of
+    /// a job whose result expired, the original of a job that failed or was never processed that
+    /// long ago (a never-processed one becomes FAILURE), and, a further TTL later, the job document
+    /// itself (its status is then 404 like an unknown id). Blobs are deleted before the job is
+    /// marked swept, so a crash in between only repeats the deletes; several sweepers at once only
+    /// repeat them too.
+    pub async fn sweep(&self, ttl_ms: i64, now: i64) -> Result<Swept, SweepError> {
+        use futures::TryStreamExt;
+        let jobs = self.db.collection::<JobDoc>(RESIZE_JOBS);
+        let due = now - ttl_ms;
+        let mut candidates = jobs
+            .find(doc! {"swept_at": {"$exists": false}, "$or": [
+                {"status": "SUCCESS", "expires_at": {"$lte": now}},
+                {"status": "FAILURE", "updated_at": {"$lte": due}},
+                {"status": {"$in": ["PENDING", "STARTED"]}, "created_at": {"$lte": due}},
+            ]})
+            .await?;
+        let mut swept = Swept::default();
+        while let Some(job) = candidates.try_next().await? {
+            self.blobs.delete(&job.source_blob).await?;
+            if let Some(result) = &job.result_blob {
+                self.blobs.delete(result).await?;
+            }
+            let mut set = doc! {"swept_at": now};
+            if matches!(job.status, JobStatus::Pending | JobStatus::Started) {
+                set.insert("status", "FAILURE");
+                set.insert("error", "not processed within IMAGE_RESULT_TTL_SECS");
+                set.insert("updated_at", now);
+            }
+            let marked = jobs
+                .update_one(
+                    doc! {"task_id": &job.task_id, "swept_at": {"$exists": false}},
+                    doc! {"$set": set},
+                )
+                .await?;
+            swept.jobs += marked.modified_count;
+        }
+        swept.forgotten = jobs
+            .delete_many(doc! {"swept_at": {"$lte": due}})
+            .await?
+            .deleted_count;
+        Ok(swept)
     }
 }
 

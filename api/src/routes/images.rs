@@ -149,7 +149,7 @@ async fn read_form(
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn resize(
     req: HttpRequest,
-    _caller: Caller,
+    caller: Caller,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -204,9 +204,14 @@ pub async fn resize(
         .put_blob(&format!("{task_id}.source"), &file)
         .await
         .map_err(store)?;
-    jobs.create(&task_id.to_string(), &blob)
+    if let Err(e) = jobs
+        .create(&task_id.to_string(), &blob, &caller.owner_tag())
         .await
-        .map_err(store)?;
+    {
+        // No job points at the original: delete it now, the sweeper would never find it.
+        let _ = jobs.delete_blob(&blob).await;
+        return Err(store(e));
+    }
     let event = ResizeRequested {
         event_id: EventId::new_random(),
         task_id,
@@ -253,14 +258,15 @@ pub struct TaskStatus {
     pub error: Option<String>,
 }
 
-/// A resize job's status.
+/// A resize job's status. A user token reads only its own jobs (another's is 404, as an unknown
+/// id); an API key reads all.
 #[utoipa::path(get, path = "/api/v1/status/{task_id}", tag = "images",
     params(("task_id" = String, Path, format = Uuid)),
     responses((status = 200, body = TaskStatus), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn status(
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -271,6 +277,7 @@ pub async fn status(
         .get(&task)
         .await
         .map_err(store)?
+        .filter(|job| caller.may_read(job.owner.as_deref()))
         .ok_or_else(|| ApiError::NotFound(format!("no task {task}")))?;
     let status = serde_json::to_value(job.status)
         .ok()
@@ -291,13 +298,18 @@ pub async fn status(
         (status = 404, body = crate::error::ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn result(
-    _caller: Caller,
+    caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let task = TaskId::parse(&path)?.to_string();
     let jobs = &state.images.jobs;
-    let job = jobs.get(&task).await.map_err(store)?;
+    // Another user's job answers as an unknown one: its existence is not theirs to learn.
+    let job = jobs
+        .get(&task)
+        .await
+        .map_err(store)?
+        .filter(|job| caller.may_read(job.owner.as_deref()));
     let now = Timestamp::now().millis();
     let (blob, content_type) = match job {
         Some(j) if j.status == JobStatus::Success && j.expires_at.is_none_or(|e| e > now) => (

@@ -103,6 +103,28 @@ fn png_bomb() -> Vec<u8> {
 
 impl Resizing {
     async fn upload(&self, file: &[u8], filename: &str, fields: &[(&str, &str)]) -> (u16, Value) {
+        self.upload_as(None, file, filename, fields).await
+    }
+
+    /// A request with the service key, or with `user`'s token.
+    fn authed(
+        &self,
+        builder: reqwest::RequestBuilder,
+        user: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        match user {
+            None => builder.header("x-api-key", API_KEY),
+            Some(user) => builder.bearer_auth(crate::helpers::token(user, 3600)),
+        }
+    }
+
+    async fn upload_as(
+        &self,
+        user: Option<&str>,
+        file: &[u8],
+        filename: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, Value) {
         let boundary = "----test-boundary-7d1e";
         let mut body = Vec::new();
         for (name, value) in fields {
@@ -116,10 +138,10 @@ impl Resizing {
         body.extend_from_slice(file);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let resp = self
-            .app
-            .client
-            .post(self.app.url("/api/v1/images/resize"))
-            .header("x-api-key", API_KEY)
+            .authed(
+                self.app.client.post(self.app.url("/api/v1/images/resize")),
+                user,
+            )
             .header(
                 "content-type",
                 format!("multipart/form-data; boundary={boundary}"),
@@ -135,11 +157,17 @@ impl Resizing {
     }
 
     async fn status(&self, task: &str) -> (u16, Value) {
+        self.status_as(None, task).await
+    }
+
+    async fn status_as(&self, user: Option<&str>, task: &str) -> (u16, Value) {
         let resp = self
-            .app
-            .client
-            .get(self.app.url(&format!("/api/v1/status/{task}")))
-            .header("x-api-key", API_KEY)
+            .authed(
+                self.app
+                    .client
+                    .get(self.app.url(&format!("/api/v1/status/{task}"))),
+                user,
+            )
             .send()
             .await
             .unwrap();
@@ -160,11 +188,17 @@ impl Resizing {
     }
 
     async fn result(&self, task: &str) -> (u16, String, Vec<u8>) {
+        self.result_as(None, task).await
+    }
+
+    async fn result_as(&self, user: Option<&str>, task: &str) -> (u16, String, Vec<u8>) {
         let resp = self
-            .app
-            .client
-            .get(self.app.url(&format!("/api/v1/images/result/{task}")))
-            .header("x-api-key", API_KEY)
+            .authed(
+                self.app
+                    .client
+                    .get(self.app.url(&format!("/api/v1/images/result/{task}"))),
+                user,
+            )
             .send()
             .await
             .unwrap();
@@ -305,7 +339,10 @@ async fn hostile_input_fails_cleanly() {
     // The bomb queued straight to the worker (bypassing the API's check): FAILURE, no allocation.
     let blob = r.jobs.put_blob("bomb", &png_bomb()).await.unwrap();
     let task = schemas::domain::TaskId::from_uuid(uuid::Uuid::new_v4());
-    r.jobs.create(&task.to_string(), &blob).await.unwrap();
+    r.jobs
+        .create(&task.to_string(), &blob, "service:tests")
+        .await
+        .unwrap();
     let producer = producers::EventProducer::new(
         &r.app.settings.producer,
         schemas::Codec::new(&r.app.settings.stack.schema_registry_url).unwrap(),
@@ -502,4 +539,79 @@ async fn slow_bodies_are_cut_off() {
         assert!(body.contains("API_BODY_TIMEOUT"), "{body}");
         assert!(started.elapsed() >= Duration::from_secs(1), "{path}");
     }
+}
+
+/// A user's job is theirs: another user's token gets 404 for its status and result (as for an
+/// unknown id), a service key reads it. The sweeper deletes originals and results once the result
+/// expired (`IMAGE_RESULT_TTL_SECS`) and originals of jobs never processed in that time (marked
+/// FAILURE), repeats harmlessly, and forgets the job a TTL later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_belong_to_their_creator_and_are_swept_after_their_ttl() {
+    let r = resizing(1 << 20).await;
+    let (alice, bob) = (crate::helpers::new_id(), crate::helpers::new_id());
+    let fields = [("width", "4"), ("height", "4")];
+    let (code, body) = r
+        .upload_as(
+            Some(&alice),
+            &picture(16, 16, ImageFormat::Png),
+            "a.png",
+            &fields,
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    let task = body["task_id"].as_str().unwrap().to_string();
+    assert_eq!(r.finished(&task).await["status"], "SUCCESS");
+    assert_eq!(r.status_as(Some(&alice), &task).await.0, 200);
+    let (code, _, bytes) = r.result_as(Some(&alice), &task).await;
+    assert_eq!(code, 200);
+    assert!(!bytes.is_empty());
+    let (code, body) = r.status_as(Some(&bob), &task).await;
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(body["error"], "not found");
+    assert_eq!(r.result_as(Some(&bob), &task).await.0, 404);
+    assert_eq!(r.result(&task).await.0, 200, "a service reads every job");
+
+    // A job queued and never processed (its worker gone).
+    let stale_blob = r.jobs.put_blob("stale", b"original").await.unwrap();
+    let stale = uuid::Uuid::new_v4().to_string();
+    r.jobs
+        .create(&stale, &stale_blob, "service:tests")
+        .await
+        .unwrap();
+
+    let done = r.jobs.get(&task).await.unwrap().unwrap();
+    let (source, result) = (done.source_blob.clone(), done.result_blob.clone().unwrap());
+    assert!(r.jobs.get_blob(&result).await.unwrap().is_some());
+    let ttl = 3_600_000; // the fixture's worker keeps results an hour
+    let now = schemas::domain::Timestamp::now().millis();
+    // Before anything is due, nothing is touched.
+    let swept = r.jobs.sweep(ttl, now).await.unwrap();
+    assert_eq!((swept.jobs, swept.forgotten), (0, 0));
+    assert!(r.jobs.get_blob(&source).await.unwrap().is_some());
+    // Past the result's expiry and the stale job's TTL: both jobs' blobs go.
+    let later = now + ttl + 60_000;
+    let swept = r.jobs.sweep(ttl, later).await.unwrap();
+    assert_eq!((swept.jobs, swept.forgotten), (2, 0));
+    for blob in [&source, &result, &stale_blob] {
+        assert_eq!(r.jobs.get_blob(blob).await.unwrap(), None, "{blob}");
+    }
+    assert_eq!(r.result(&task).await.0, 404, "the result is gone");
+    let (code, body) = r.status(&stale).await;
+    assert_eq!(code, 200);
+    assert_eq!(body["status"], "FAILURE");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("IMAGE_RESULT_TTL_SECS"),
+        "{body}"
+    );
+    // Again: nothing more to do (a second sweeper, or one restarted after a crash).
+    let swept = r.jobs.sweep(ttl, later).await.unwrap();
+    assert_eq!((swept.jobs, swept.forgotten), (0, 0));
+    // A TTL after the sweep the jobs themselves are forgotten.
+    let swept = r.jobs.sweep(ttl, later + ttl).await.unwrap();
+    assert_eq!(swept.forgotten, 2);
+    assert_eq!(r.status(&task).await.0, 404);
+    r.drop().await;
 }

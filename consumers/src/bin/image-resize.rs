@@ -1,6 +1,7 @@
 //! The image-resize worker (consumer group `<CONSUMER_GROUP>`, default `image-resize`): run as many
 //! as the resize topic's partitions. Limits: `IMAGE_MAX_SOURCE_PIXELS`, `IMAGE_MAX_OUTPUT_SIDE`,
-//! `IMAGE_MAX_OUTPUT_PIXELS`; results kept `IMAGE_RESULT_TTL_SECS`.
+//! `IMAGE_MAX_OUTPUT_PIXELS`; results kept `IMAGE_RESULT_TTL_SECS`, then the sweeper (every
+//! `IMAGE_SWEEP_INTERVAL_SECS`) deletes them and their originals.
 
 use std::time::Duration;
 
@@ -20,6 +21,16 @@ async fn main() -> anyhow::Result<()> {
     let ttl = Duration::from_secs(common::config::env_parse("IMAGE_RESULT_TTL_SECS", 86_400)?);
     let db = stores::mongo::connect(&stack.mongo_url, &stack.mongo_database).await?;
     let jobs = ImageJobs::new(db.clone(), BlobStore::from_env(&db)?);
+    let sweep_interval =
+        Duration::from_secs(common::config::env_parse("IMAGE_SWEEP_INTERVAL_SECS", 300)?);
+    if sweep_interval.is_zero() {
+        anyhow::bail!("IMAGE_SWEEP_INTERVAL_SECS must be at least 1");
+    }
+    tokio::spawn(consumers::sinks::images::sweep_every(
+        jobs.clone(),
+        ttl,
+        sweep_interval,
+    ));
     let worker = ResizeWorker::new(jobs, ImageLimits::from_env()?, ttl);
     let stats = consumers::run(
         config,

@@ -126,3 +126,36 @@ impl Sink for ResizeWorker {
         written.unless_refused(failed)
     }
 }
+
+static SWEPT: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(|| {
+    prometheus::register_int_counter_vec!(
+        "image_jobs_swept_total",
+        "Image jobs whose blobs the sweeper deleted (swept), and job documents it deleted (forgotten)",
+        &["what"]
+    )
+    .expect("metric definition")
+});
+
+/// Sweeps expired originals and results every `interval` (`IMAGE_SWEEP_INTERVAL_SECS`), forever:
+/// see [`ImageJobs::sweep`]. A failed sweep is logged and tried again at the next interval; a sweep
+/// cut short by a shutdown or a crash is finished by the next one.
+pub async fn sweep_every(jobs: ImageJobs, ttl: Duration, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = schemas::domain::Timestamp::now().millis();
+        match jobs.sweep(ttl.as_millis() as i64, now).await {
+            Ok(swept) => {
+                SWEPT.with_label_values(&["swept"]).inc_by(swept.jobs);
+                SWEPT
+                    .with_label_values(&["forgotten"])
+                    .inc_by(swept.forgotten);
+                if swept != Default::default() {
+                    tracing::info!(?swept, "image sweep");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "image sweep failed; trying again next interval"),
+        }
+    }
+}
