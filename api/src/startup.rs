@@ -69,7 +69,10 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr()?.port();
-        let codec = Codec::new(&settings.stack.schema_registry_url)?;
+        let codec = Codec::with_credentials(
+            &settings.stack.schema_registry_url,
+            settings.stack.registry_credentials(),
+        )?;
         let producer = EventProducer::new(&settings.producer, codec)?;
         let clickhouse = clickhouse::Client::default()
             .with_url(&settings.stack.clickhouse_url)

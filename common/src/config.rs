@@ -75,9 +75,35 @@ pub struct StackConfig {
     pub mongo_database: String,
     /// `REDIS_URL`.
     pub redis_url: String,
+    /// `SCHEMA_REGISTRY_USER` / `SCHEMA_REGISTRY_PASSWORD`: basic-auth credentials our binaries send
+    /// to the registry (its writes need them when it runs with `REGISTRY_AUTH`).
+    pub schema_registry_auth: Option<Credentials>,
+}
+
+/// A user name and a password, the password never printed (`Debug` shows `***`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 impl StackConfig {
+    /// `(user, password)` for the registry client, if set.
+    pub fn registry_credentials(&self) -> Option<(&str, &str)> {
+        self.schema_registry_auth
+            .as_ref()
+            .map(|c| (c.user.as_str(), c.password.as_str()))
+    }
+
     pub fn from_env() -> Self {
         Self {
             kafka_brokers: env_or("KAFKA_BROKERS", "127.0.0.1:9092"),
@@ -90,6 +116,13 @@ impl StackConfig {
             ),
             mongo_database: env_or("MONGO_DATABASE", "ugc"),
             redis_url: env_or("REDIS_URL", "redis://127.0.0.1:6379"),
+            schema_registry_auth: std::env::var("SCHEMA_REGISTRY_USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .map(|user| Credentials {
+                    user,
+                    password: std::env::var("SCHEMA_REGISTRY_PASSWORD").unwrap_or_default(),
+                }),
         }
     }
 }

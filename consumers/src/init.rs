@@ -76,9 +76,10 @@ pub async fn initialise(stack: &StackConfig, ch: &ClickHouseConfig) -> Result<Re
     let dead_brokers = env_or("DEAD_LETTER_BROKERS", &stack.kafka_brokers);
     ensure_topics(&dead_brokers, std::slice::from_ref(&dead)).await?;
     specs.push(dead);
-    let schemas = Codec::new(&stack.schema_registry_url)?
-        .register_all()
-        .await?;
+    let schemas =
+        Codec::with_credentials(&stack.schema_registry_url, stack.registry_credentials())?
+            .register_all()
+            .await?;
     let clickhouse_statements = migrate_clickhouse(ch).await?;
     let mongo_client = mongodb::Client::with_uri_str(&stack.mongo_url)
         .await

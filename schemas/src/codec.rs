@@ -68,9 +68,21 @@ struct Inner {
 
 impl Codec {
     pub fn new(registry_url: &str) -> Result<Self, CodecError> {
-        let settings = SrSettings::new_builder(registry_url.trim_end_matches('/').to_string())
-            .no_proxy()
-            .set_timeout(Duration::from_secs(5))
+        Self::with_credentials(registry_url, None)
+    }
+
+    /// The same, sending basic-auth `(user, password)` to the registry (needed for registering
+    /// when the registry protects its writes).
+    pub fn with_credentials(
+        registry_url: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<Self, CodecError> {
+        let mut builder = SrSettings::new_builder(registry_url.trim_end_matches('/').to_string());
+        builder.no_proxy().set_timeout(Duration::from_secs(5));
+        if let Some((user, password)) = credentials {
+            builder.set_basic_authorization(user, Some(password));
+        }
+        let settings = builder
             .build()
             .map_err(|e| CodecError::Schema(format!("registry client: {e}")))?;
         let mut readers = HashMap::new();

@@ -24,7 +24,8 @@ async fn main() -> anyhow::Result<()> {
     common::telemetry::init("clickhouse-sink");
     common::metrics::serve_from_env("127.0.0.1:9101").await?;
     let stack = common::config::StackConfig::from_env();
-    let codec = schemas::Codec::new(&stack.schema_registry_url)?;
+    let codec =
+        schemas::Codec::with_credentials(&stack.schema_registry_url, stack.registry_credentials())?;
     let base = RuntimeConfig::from_env("clickhouse-sink")?;
     let selected = common::config::env_or("CLICKHOUSE_SINKS", &ALL.join(","));
     let tables: Vec<&str> = selected

@@ -34,7 +34,8 @@ async fn main() -> anyhow::Result<()> {
         "follows" => &["follows"],
         other => bail!("unknown role {other}: all, planner, worker, follows or rebuild-followers"),
     };
-    let codec = schemas::Codec::new(&stack.schema_registry_url)?;
+    let codec =
+        schemas::Codec::with_credentials(&stack.schema_registry_url, stack.registry_credentials())?;
     let base = RuntimeConfig::from_env("feed-fanout")?;
     let shutdown = Shutdown::on_signal();
     let mut tasks = tokio::task::JoinSet::new();

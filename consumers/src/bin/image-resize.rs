@@ -14,7 +14,8 @@ async fn main() -> anyhow::Result<()> {
     common::telemetry::init("image-resize");
     common::metrics::serve_from_env("127.0.0.1:9104").await?;
     let stack = common::config::StackConfig::from_env();
-    let codec = schemas::Codec::new(&stack.schema_registry_url)?;
+    let codec =
+        schemas::Codec::with_credentials(&stack.schema_registry_url, stack.registry_credentials())?;
     let mut config = RuntimeConfig::from_env("image-resize")?;
     // One job is seconds of CPU: small batches keep a rebalance or a crash from redoing many.
     config.max_rows = common::config::env_parse("BATCH_MAX_ROWS", 4)?;

@@ -19,7 +19,8 @@ async fn main() -> anyhow::Result<()> {
     common::telemetry::init("mongo-sink");
     common::metrics::serve_from_env("127.0.0.1:9102").await?;
     let stack = common::config::StackConfig::from_env();
-    let codec = schemas::Codec::new(&stack.schema_registry_url)?;
+    let codec =
+        schemas::Codec::with_credentials(&stack.schema_registry_url, stack.registry_credentials())?;
     let base = RuntimeConfig::from_env("mongo-sink")?;
     let selected = common::config::env_or("MONGO_SINKS", &ALL.join(","));
     let collections: Vec<&str> = selected

@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let config = FetcherConfig::from_env()?;
     let mut runtime = RuntimeConfig::from_env("youtube-fetcher")?;
     runtime.group_id = format!("{}.requests", runtime.group_id);
-    let codec = Codec::new(&stack.schema_registry_url)?;
+    let codec = Codec::with_credentials(&stack.schema_registry_url, stack.registry_credentials())?;
     let producer = EventProducer::new(
         &ProducerConfig::from_env(&stack.kafka_brokers)?,
         codec.clone(),

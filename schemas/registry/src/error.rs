@@ -29,6 +29,8 @@ pub enum RegistryError {
     Store(String),
     #[error("Register operation timed out waiting for the Kafka log")]
     Timeout,
+    #[error("Unauthorized: this write needs the credentials of REGISTRY_AUTH (HTTP basic)")]
+    Unauthorized,
 }
 
 impl RegistryError {
@@ -48,6 +50,7 @@ impl RegistryError {
             Incompatible { .. } => (409, 409),
             Store(_) => (500, 50001),
             Timeout => (500, 50002),
+            Unauthorized => (401, 40101),
         }
     }
 }

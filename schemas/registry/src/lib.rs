@@ -6,6 +6,7 @@
 //! the instance that writes, after catching up with the log; run one writer (as Confluent's leader
 //! election does) when several instances serve.
 
+pub mod auth;
 pub mod error;
 pub mod http;
 pub mod log;
@@ -26,14 +27,24 @@ pub struct Settings {
     pub brokers: String,
     /// `REGISTRY_TOPIC` (default `_schemas`).
     pub topic: String,
+    /// `REGISTRY_AUTH`: credentials the writes need (none: writes are open).
+    pub auth: auth::WriteAuth,
 }
 
 impl Settings {
-    pub fn from_env() -> Self {
-        Self {
+    pub fn from_env() -> Result<Self, common::config::ConfigError> {
+        let raw = std::env::var("REGISTRY_AUTH").unwrap_or_default();
+        let auth = auth::WriteAuth::parse(&raw).map_err(|reason| common::config::ConfigError {
+            name: "REGISTRY_AUTH".into(),
+            // Never the secrets themselves.
+            value: "(hidden)".into(),
+            reason,
+        })?;
+        Ok(Self {
             brokers: common::config::StackConfig::from_env().kafka_brokers,
             topic: common::config::env_or("REGISTRY_TOPIC", "_schemas"),
-        }
+            auth,
+        })
     }
 }
 
@@ -58,10 +69,15 @@ pub async fn run(
         log,
         writer: tokio::sync::Mutex::new(()),
     });
-    tracing::info!(addr = %listener.local_addr()?, topic = %settings.topic, "schema registry serving");
+    tracing::info!(addr = %listener.local_addr()?, topic = %settings.topic,
+        writes = if settings.auth.is_open() { "open" } else { "need REGISTRY_AUTH credentials" },
+        "schema registry serving");
+    let write_auth = web::Data::new(settings.auth.clone());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(registry.clone())
+            .app_data(write_auth.clone())
+            .wrap(actix_web::middleware::from_fn(auth::guard_writes))
             .configure(http::routes)
     })
     .workers(2)

@@ -14,11 +14,17 @@ struct Instance {
 }
 
 async fn start(topic: &str) -> Instance {
+    start_with(topic, "").await
+}
+
+/// An instance whose writes need `auth` (`REGISTRY_AUTH`'s format; empty: open).
+async fn start_with(topic: &str, auth: &str) -> Instance {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let settings = schema_registry::Settings {
         brokers: common::config::StackConfig::from_env().kafka_brokers,
         topic: topic.to_string(),
+        auth: schema_registry::auth::WriteAuth::parse(auth).unwrap(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -233,4 +239,113 @@ fn uuid_like() -> String {
         .unwrap()
         .as_nanos();
     format!("{nanos:x}")
+}
+
+/// With `REGISTRY_AUTH` set, register, delete and config writes need its basic credentials (401
+/// with Confluent's 40101 and `WWW-Authenticate` otherwise, wrong ones included); reads, lookups
+/// and compatibility checks stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_need_the_credentials_reads_do_not() {
+    let topic = format!("_schemas_auth_{}", uuid::Uuid::new_v4().simple());
+    let reg = start_with(&topic, "ci:s3cret").await;
+    let subject = format!("auth-{}-value", uuid::Uuid::new_v4().simple());
+    let body = schema(&[("a", "string", None)]);
+    let client = reqwest::Client::new();
+    let send =
+        |method: reqwest::Method, path: String, body: Option<Value>, user: Option<(&str, &str)>| {
+            let mut req = client.request(method, format!("{}{path}", reg.url));
+            if let Some(b) = body {
+                req = req.header("content-type", CT).body(b.to_string());
+            }
+            if let Some((u, p)) = user {
+                req = req.basic_auth(u, Some(p));
+            }
+            req.send()
+        };
+    use reqwest::Method;
+    let register = format!("/subjects/{subject}/versions");
+    for user in [None, Some(("ci", "wrong")), Some(("someone", "s3cret"))] {
+        let resp = send(Method::POST, register.clone(), Some(body.clone()), user)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{user:?}");
+        assert!(resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic"));
+        let error: Value = resp.json().await.unwrap();
+        assert_eq!(error["error_code"], 40101);
+    }
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            "/config".to_string(),
+            json!({"compatibility": "NONE"}),
+        ),
+        (Method::DELETE, format!("/subjects/{subject}"), Value::Null),
+    ] {
+        let body = (!body.is_null()).then_some(body);
+        let resp = send(method.clone(), path.clone(), body, None)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{method} {path}");
+    }
+    let resp = send(
+        Method::POST,
+        register,
+        Some(body.clone()),
+        Some(("ci", "s3cret")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.json::<Value>().await.unwrap()["id"].clone();
+    // Reads and lookups without credentials.
+    let resp = send(Method::GET, format!("/schemas/ids/{id}"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = send(
+        Method::POST,
+        format!("/subjects/{subject}"),
+        Some(body.clone()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200, "lookup is a read");
+    let resp = send(
+        Method::POST,
+        format!("/compatibility/subjects/{subject}/versions/latest"),
+        Some(body),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200, "a compatibility check is a read");
+    // Our codec registers with the credentials, and without them is refused.
+    let event = schemas::events::VideoFetchRequested {
+        event_id: schemas::domain::EventId::new_random(),
+        query: "auth".into(),
+        requested_by: None,
+        occurred_at: schemas::domain::Timestamp::now(),
+    };
+    let with = schemas::Codec::with_credentials(&reg.url, Some(("ci", "s3cret"))).unwrap();
+    let bytes = with.encode(&event).await.unwrap();
+    assert_eq!(
+        with.decode::<schemas::events::VideoFetchRequested>(&bytes)
+            .await
+            .unwrap(),
+        event
+    );
+    let other_topic_event = schemas::events::PostCreated {
+        event_id: schemas::domain::EventId::new_random(),
+        post_id: schemas::domain::PostId::from_uuid(uuid::Uuid::new_v4()),
+        author_id: schemas::domain::UserId::from_uuid(uuid::Uuid::new_v4()),
+        text: "hi".into(),
+        occurred_at: schemas::domain::Timestamp::now(),
+    };
+    let without = schemas::Codec::new(&reg.url).unwrap();
+    assert!(without.encode(&other_topic_event).await.is_err());
+    let _ = reg.stop.send(());
 }
