@@ -286,7 +286,10 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         ready(match req.app_data::<web::Data<AppState>>() {
-            Some(state) => state.auth.authenticate(req),
+            Some(state) => state
+                .auth
+                .authenticate(req)
+                .map_err(|failure| state.auth_failures.count(req, failure)),
             None => Err(ApiError::Internal("auth is not configured".into())),
         })
     }

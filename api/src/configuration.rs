@@ -81,6 +81,7 @@ impl Settings {
             rate_limit: RateLimit {
                 per_second: env_parse("RATE_LIMIT_PER_SECOND", 1000)?,
                 burst: env_parse("RATE_LIMIT_BURST", 2000)?,
+                auth_failures_per_minute: env_parse("AUTH_FAILURES_PER_MINUTE", 30)?,
                 trust_forwarded: match env_or("TRUST_FORWARDED_FOR", "off").as_str() {
                     "on" => true,
                     "off" => false,

@@ -8,7 +8,7 @@ use crate::routes;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Cinema UGC events API", description = "Events from the cinema's services and frontend, acknowledged by Kafka."),
+    info(title = "Cinema UGC events API", description = "Events from the cinema's services and frontend, acknowledged by Kafka. Every error answers `{\"error\", \"details\"}`, including an unknown path (404), a wrong method (405), an exceeded rate limit (429, with Retry-After), a body that arrives too slowly (408) or with another Content-Type (415)."),
     paths(
         routes::health::ping,
         routes::health::ready,
@@ -46,7 +46,7 @@ use crate::routes;
         routes::analytics::events_hourly,
     ),
     components(schemas(crate::error::ErrorBody, routes::Accepted, routes::TimeInput)),
-    modifiers(&Security),
+    modifiers(&Security, &GenericResponses),
     tags(
         (name = "movies", description = "Player events"),
         (name = "likes", description = "Ratings 0..10; reads from MongoDB"),
@@ -79,5 +79,57 @@ impl Modify for Security {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers any operation can give whatever its own are (the rate limit, a wrong method), and
+/// those of any operation with a body (too slow, wrong media type), in the one error shape.
+struct GenericResponses;
+
+impl Modify for GenericResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let with_body = operation.request_body.is_some();
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description));
+                };
+                add("405", "This path does not take this method");
+                add(
+                    "429",
+                    "The caller's rate limit is exceeded; see Retry-After",
+                );
+                if with_body {
+                    add("408", "The body did not arrive within API_BODY_TIMEOUT");
+                    add(
+                        "415",
+                        "The body's Content-Type is not one this endpoint takes",
+                    );
+                }
+            }
+        }
     }
 }

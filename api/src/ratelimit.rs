@@ -19,6 +19,7 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde_json::json;
 
 use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy)]
@@ -39,19 +40,11 @@ impl KeyExtractor for CallerKey {
         match caller {
             Some(Caller::Service(name)) => ("service", name).hash(&mut h),
             Some(Caller::User(user)) => ("user", user.to_string()).hash(&mut h),
-            None => {
-                let address = if self.trust_forwarded {
-                    req.connection_info().realip_remote_addr().map(|a| {
-                        // "ip:port" or "ip" (or "[v6]:port"): the host part.
-                        a.parse::<std::net::SocketAddr>()
-                            .map(|s| s.ip().to_string())
-                            .unwrap_or_else(|_| a.to_string())
-                    })
-                } else {
-                    req.peer_addr().map(|a| a.ip().to_string())
-                };
-                ("address", address).hash(&mut h)
-            }
+            None => (
+                "address",
+                client_address(req.request(), self.trust_forwarded),
+            )
+                .hash(&mut h),
         }
         Ok(h.finish())
     }
@@ -72,6 +65,69 @@ impl KeyExtractor for CallerKey {
     }
 }
 
+/// The client's address: the peer's, or with `trust_forwarded` the first forwarded hop (the host
+/// part of `ip:port`, `ip` or `[v6]:port`).
+pub fn client_address(req: &actix_web::HttpRequest, trust_forwarded: bool) -> Option<String> {
+    if trust_forwarded {
+        req.connection_info().realip_remote_addr().map(|a| {
+            a.parse::<std::net::SocketAddr>()
+                .map(|s| s.ip().to_string())
+                .unwrap_or_else(|_| a.to_string())
+        })
+    } else {
+        req.peer_addr().map(|a| a.ip().to_string())
+    }
+}
+
+type AddressLimiter = actix_governor::governor::DefaultKeyedRateLimiter<String>;
+
+/// Failed authentications per client address (`AUTH_FAILURES_PER_MINUTE`, default 30; 0: off),
+/// a bucket apart from the request rate, so guessing keys or tokens is slow whatever the request
+/// limit is. Past it, a failed attempt answers 429 with Retry-After instead of 401; good
+/// credentials still pass.
+#[derive(Clone)]
+pub struct AuthFailures {
+    limiter: Option<std::sync::Arc<AddressLimiter>>,
+    trust_forwarded: bool,
+}
+
+impl AuthFailures {
+    pub fn new(per_minute: u32, trust_forwarded: bool) -> Self {
+        use actix_governor::governor::{Quota, RateLimiter};
+        let limiter = std::num::NonZeroU32::new(per_minute)
+            .map(|n| std::sync::Arc::new(RateLimiter::keyed(Quota::per_minute(n))));
+        if let Some(limiter) = &limiter {
+            forget_idle_every_minute(limiter.clone());
+        }
+        Self {
+            limiter,
+            trust_forwarded,
+        }
+    }
+
+    /// Counts a failed authentication of `req`: `failure` itself while under the limit, 429 past it.
+    pub fn count(&self, req: &actix_web::HttpRequest, failure: ApiError) -> ApiError {
+        let Some(limiter) = &self.limiter else {
+            return failure;
+        };
+        let address = client_address(req, self.trust_forwarded).unwrap_or_default();
+        match limiter.check_key(&address) {
+            Ok(()) => failure,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+                ApiError::TooManyRequests(
+                    format!(
+                        "too many failed authentications from this address \
+                         (AUTH_FAILURES_PER_MINUTE); retry in {seconds}s"
+                    ),
+                    seconds,
+                )
+            }
+        }
+    }
+}
+
 /// `RATE_LIMIT_PER_SECOND` per caller with bursts of `RATE_LIMIT_BURST`; 0 disables the limit.
 /// `TRUST_FORWARDED_FOR` (`off`): whether the client address comes from forwarding headers.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +135,8 @@ pub struct RateLimit {
     pub per_second: u64,
     pub burst: u32,
     pub trust_forwarded: bool,
+    /// `AUTH_FAILURES_PER_MINUTE` (see [`AuthFailures`]).
+    pub auth_failures_per_minute: u32,
 }
 
 impl RateLimit {
@@ -101,7 +159,14 @@ impl RateLimit {
 /// Forgets callers idle for a whole replenishment of their bucket, every minute, for as long as
 /// the limiter lives: its memory is bounded by the recent callers, not by every key ever sent.
 pub fn prune_every_minute(config: &GovernorConfig<CallerKey, NoOpMiddleware<QuantaInstant>>) {
-    let limiter = config.limiter();
+    forget_idle_every_minute(config.limiter().clone());
+}
+
+fn forget_idle_every_minute<K>(
+    limiter: std::sync::Arc<actix_governor::governor::DefaultKeyedRateLimiter<K>>,
+) where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {

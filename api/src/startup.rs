@@ -105,6 +105,10 @@ impl Application {
             feeds,
             images,
             auth: settings.auth.clone(),
+            auth_failures: crate::ratelimit::AuthFailures::new(
+                settings.rate_limit.auth_failures_per_minute,
+                settings.rate_limit.trust_forwarded,
+            ),
             limits: settings.limits,
             user_event_types: settings.user_event_types.clone(),
             guard,
@@ -196,6 +200,7 @@ fn fallback_governor() -> actix_governor::GovernorConfig<
         per_second: 1,
         burst: 1,
         trust_forwarded: false,
+        auth_failures_per_minute: 0,
     }
     .config()
     .expect("a positive rate is a valid config")

@@ -37,6 +37,8 @@ pub struct AppState {
     pub feeds: stores::feeds::Feeds,
     pub images: crate::routes::images::Images,
     pub auth: AuthConfig,
+    /// `AUTH_FAILURES_PER_MINUTE`: failed authentications per client address.
+    pub auth_failures: crate::ratelimit::AuthFailures,
     pub limits: Limits,
     /// `USER_EVENT_TYPES`: which generic event types are taken.
     pub user_event_types: crate::routes::events::EventTypes,

@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 
 use super::lists::{iso_millis, page_of, Paged};
 use super::{
-    all_valid, event_id, json_body, occurred_at, page, produce, PageQuery, TimeInput,
-    WriteResponses,
+    all_valid, event_id, json_body, object, occurred_at, page, produce_answering, PageQuery,
+    TimeInput, WriteResponses,
 };
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -65,13 +65,33 @@ async fn write(
         .await?
         .into_favourite(&path.0, &path.1, action)?;
     caller.may_act_for(&event.user_id)?;
-    produce(&state, &req, event).await
+    // The seed's clients read these back from the answer.
+    let answer = FavouriteAccepted {
+        user_id: event.user_id.to_string(),
+        movie_id: event.movie_id.to_string(),
+        is_favorite: action == FavouriteAction::Added,
+    };
+    produce_answering(&state, &req, event, object(serde_json::json!(answer))).await
+}
+
+/// The 202 of a favourite write: `status` and `event_id` as every write, and the seed's fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FavouriteAccepted {
+    #[schema(format = Uuid)]
+    pub user_id: String,
+    #[schema(format = Uuid)]
+    pub movie_id: String,
+    /// `true` after an add, `false` after a removal.
+    pub is_favorite: bool,
 }
 
 /// Add a movie to the user's favourites.
 #[utoipa::path(post, path = "/api/v1/favorites/users/{user_id}/movies/{movie_id}", tag = "favorites",
     params(("user_id" = String, Path, format = Uuid), ("movie_id" = String, Path, format = Uuid)),
-    request_body(content = Option<EventMeta>, description = "optional"), responses(WriteResponses),
+    request_body(content = Option<EventMeta>, description = "optional"),
+    responses(WriteResponses, (status = 202,
+        description = "Kafka acknowledged it; the answer also has `status` and `event_id`",
+        body = FavouriteAccepted)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn add(
     req: HttpRequest,
@@ -86,7 +106,10 @@ pub async fn add(
 /// Remove a movie from the user's favourites.
 #[utoipa::path(delete, path = "/api/v1/favorites/users/{user_id}/movies/{movie_id}", tag = "favorites",
     params(("user_id" = String, Path, format = Uuid), ("movie_id" = String, Path, format = Uuid)),
-    request_body(content = Option<EventMeta>, description = "optional"), responses(WriteResponses),
+    request_body(content = Option<EventMeta>, description = "optional"),
+    responses(WriteResponses, (status = 202,
+        description = "Kafka acknowledged it; the answer also has `status` and `event_id`",
+        body = FavouriteAccepted)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn remove(
     req: HttpRequest,

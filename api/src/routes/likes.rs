@@ -12,8 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::lists::{iso_millis, page_of, Paged};
 use super::{
-    all_valid, event_id, json_body, occurred_at, page, produce, PageQuery, TimeInput,
-    WriteResponses,
+    all_valid, event_id, json_body, object, occurred_at, page, produce_answering, PageQuery,
+    TimeInput, WriteResponses,
 };
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -57,7 +57,10 @@ impl RatingRequest {
 /// Rate a movie 0..10.
 #[utoipa::path(post, path = "/api/v1/likes/users/{user_id}/movies/{movie_id}", tag = "likes",
     params(("user_id" = String, Path, format = Uuid), ("movie_id" = String, Path, format = Uuid)),
-    request_body = RatingRequest, responses(WriteResponses),
+    request_body = RatingRequest,
+    responses(WriteResponses, (status = 202,
+        description = "Kafka acknowledged the rating; the answer also has `status` and `event_id`",
+        body = RatingAccepted)),
     security(("api_key" = []), ("bearer" = [])))]
 pub async fn rate(
     req: HttpRequest,
@@ -70,7 +73,23 @@ pub async fn rate(
         .await?
         .into_event(&path.0, &path.1)?;
     caller.may_act_for(&event.user_id)?;
-    produce(&state, &req, event).await
+    // The seed's clients read these back from the answer.
+    let answer = RatingAccepted {
+        user_id: event.user_id.to_string(),
+        movie_id: event.movie_id.to_string(),
+        score: event.score.get(),
+    };
+    produce_answering(&state, &req, event, object(serde_json::json!(answer))).await
+}
+
+/// The 202 of a rating: `status` and `event_id` as every write, and the seed's fields.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RatingAccepted {
+    #[schema(format = Uuid)]
+    pub user_id: String,
+    #[schema(format = Uuid)]
+    pub movie_id: String,
+    pub score: u8,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -338,9 +338,29 @@ pub(crate) async fn produce<E: Event>(
     req: &HttpRequest,
     event: E,
 ) -> Result<HttpResponse, ApiError> {
+    produce_answering(state, req, event, serde_json::Map::new()).await
+}
+
+/// A JSON object's map (anything else: empty).
+pub(crate) fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The same, with more fields in the 202 answer beside `status` and `event_id`.
+pub(crate) async fn produce_answering<E: Event>(
+    state: &AppState,
+    req: &HttpRequest,
+    event: E,
+    mut answer: serde_json::Map<String, serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
     within_time_bounds(state, &event)?;
     send(state, req, &event).await?;
-    Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "event_id": event.event_id()})))
+    answer.insert("status".into(), json!("accepted"));
+    answer.insert("event_id".into(), json!(event.event_id()));
+    Ok(HttpResponse::Accepted().json(answer))
 }
 
 /// Sends an event (its time bounds already checked) with the request's trace headers; returns once
@@ -398,9 +418,15 @@ pub enum WriteResponses {
     /// A user writing another user's event.
     #[response(status = 403)]
     Forbidden(crate::error::ErrorBody),
+    /// The body did not arrive within `API_BODY_TIMEOUT`.
+    #[response(status = 408)]
+    BodyTimeout(crate::error::ErrorBody),
     /// The body is over the size limit.
     #[response(status = 413)]
     TooLarge(crate::error::ErrorBody),
+    /// The body's Content-Type is not `application/json`.
+    #[response(status = 415)]
+    UnsupportedMediaType(crate::error::ErrorBody),
     /// The caller's rate limit is exceeded; see Retry-After.
     #[response(status = 429)]
     TooManyRequests(crate::error::ErrorBody),

@@ -25,9 +25,13 @@ pub struct PlaybackEventRequest {
     pub movie_id: String,
     #[schema(example = "pause")]
     pub event_type: PlaybackEventTypeInput,
-    /// Position in the movie, milliseconds, >= 0.
+    /// Position in the movie, milliseconds, >= 0 (this or `playback_position`).
     #[schema(minimum = 0)]
-    pub position_ms: i64,
+    pub position_ms: Option<i64>,
+    /// The seed's name for the position, in seconds (fractions kept to the millisecond): an
+    /// alias of `position_ms` for its clients; send one of the two.
+    #[schema(minimum = 0)]
+    pub playback_position: Option<f64>,
     /// When it happened (RFC 3339 or epoch ms); defaults to when the API received it.
     pub occurred_at: Option<TimeInput>,
 }
@@ -50,7 +54,7 @@ impl UserWrite for PlaybackEventRequest {
         let user_id = UserId::parse(&self.user_id);
         let movie_id = MovieId::parse(&self.movie_id);
         let event_type = parse_event_type(&self.event_type.0);
-        let position_ms = PositionMs::parse(self.position_ms);
+        let position_ms = position(self.position_ms, self.playback_position);
         let occurred_at = occurred_at("occurred_at", self.occurred_at.as_ref());
         all_valid([
             event_id.as_ref().err(),
@@ -68,6 +72,29 @@ impl UserWrite for PlaybackEventRequest {
             position_ms: position_ms?,
             occurred_at: occurred_at?,
         })
+    }
+}
+
+/// The position from `position_ms`, or from the seed's `playback_position` in seconds; exactly one.
+fn position(ms: Option<i64>, seconds: Option<f64>) -> Result<PositionMs, DomainError> {
+    match (ms, seconds) {
+        (Some(ms), None) => PositionMs::parse(ms),
+        (None, Some(s)) if s.is_finite() && s >= 0.0 && s <= (i64::MAX / 1000) as f64 => {
+            PositionMs::parse((s * 1000.0).round() as i64)
+                .map_err(|e| DomainError::new("playback_position", e.reason))
+        }
+        (None, Some(_)) => Err(DomainError::new(
+            "playback_position",
+            "must be a number of seconds >= 0",
+        )),
+        (None, None) => Err(DomainError::new(
+            "position_ms",
+            "is required (or playback_position, in seconds)",
+        )),
+        (Some(_), Some(_)) => Err(DomainError::new(
+            "playback_position",
+            "send position_ms or playback_position, not both",
+        )),
     }
 }
 
@@ -170,8 +197,12 @@ pub struct PlaybackPositionRequest {
     pub user_id: String,
     #[schema(format = Uuid)]
     pub movie_id: String,
+    /// Milliseconds, >= 0 (this or `playback_position`).
     #[schema(minimum = 0)]
-    pub position_ms: i64,
+    pub position_ms: Option<i64>,
+    /// The seed's name for the position, in seconds: an alias of `position_ms`.
+    #[schema(minimum = 0)]
+    pub playback_position: Option<f64>,
     /// The movie's length, when the player knows it.
     #[schema(minimum = 0)]
     pub duration_ms: Option<i64>,
@@ -189,7 +220,7 @@ impl UserWrite for PlaybackPositionRequest {
         let event_id = event_id(self.event_id.as_deref());
         let user_id = UserId::parse(&self.user_id);
         let movie_id = MovieId::parse(&self.movie_id);
-        let position_ms = PositionMs::parse(self.position_ms);
+        let position_ms = position(self.position_ms, self.playback_position);
         let duration_ms = self
             .duration_ms
             .map(|d| PositionMs::parse(d).map_err(|e| DomainError::new("duration_ms", e.reason)))

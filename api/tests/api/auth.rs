@@ -117,6 +117,33 @@ async fn health_and_docs_are_open() {
             "{path} missing from the OpenAPI document"
         );
     }
+    // Every operation documents the generic answers; operations with a body also 408 and 415.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let statuses = operation["responses"].as_object().unwrap();
+            let mut expected = vec!["405", "429"];
+            if operation.get("requestBody").is_some() {
+                expected.extend(["408", "415"]);
+            }
+            for status in expected {
+                assert!(
+                    statuses.contains_key(status),
+                    "{method} {path} lacks {status}"
+                );
+            }
+        }
+    }
+    // The seed's fields and the typed payload are described.
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["PlaybackEventRequest"]["properties"]
+        .get("playback_position")
+        .is_some());
+    assert!(schemas["RatingAccepted"]["properties"]
+        .get("score")
+        .is_some());
+    assert!(schemas["FavouriteAccepted"]["properties"]
+        .get("is_favorite")
+        .is_some());
     let metrics = app.get_text("/metrics").await;
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     assert!(metrics.contains("http_requests_in_flight"));

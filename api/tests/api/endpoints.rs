@@ -388,3 +388,83 @@ async fn generic_events_keep_their_types_and_need_their_fields() {
     }
     assert!(api::routes::events::EventTypes::parse("ok,Not Ok").is_err());
 }
+
+/// A drop-in for the seed's clients: `playback_position` in seconds is taken for `position_ms` on
+/// playback events and positions (one of the two, not both), and the likes and favourites writes
+/// answer the seed's fields beside ours, still with 202.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_clients_fields_are_understood() {
+    let app = spawn_app().await;
+    let (user, movie) = (new_id(), new_id());
+    let id = accepted(
+        app.post_json(
+            "/api/v1/movies/playback-event",
+            &json!({"user_id": user, "movie_id": movie, "event_type": "pause", "playback_position": 61.5}),
+        )
+        .await,
+    )
+    .await;
+    let (_, e) = app.find::<PlaybackEvent>(&id).await.unwrap();
+    assert_eq!(e.position_ms.get(), 61_500);
+    let id = accepted(
+        app.post_json(
+            "/api/v1/movies/playback-position",
+            &json!({"user_id": user, "movie_id": movie, "playback_position": 120}),
+        )
+        .await,
+    )
+    .await;
+    let (_, e) = app.find::<PlaybackPosition>(&id).await.unwrap();
+    assert_eq!(e.position_ms.get(), 120_000);
+    for (body, field) in [
+        (
+            json!({"position_ms": 5, "playback_position": 5}),
+            "playback_position",
+        ),
+        (json!({}), "position_ms"),
+        (json!({"playback_position": -1}), "playback_position"),
+        (json!({"playback_position": 1e300}), "playback_position"),
+    ] {
+        let mut body = body;
+        body["user_id"] = json!(user);
+        body["movie_id"] = json!(movie);
+        body["event_type"] = json!("play");
+        let resp = app.post_json("/api/v1/movies/playback-event", &body).await;
+        assert_eq!(resp.status(), 400, "{body}");
+        let answer: Value = resp.json().await.unwrap();
+        assert_eq!(answer["details"][0]["field"], field, "{body}: {answer}");
+    }
+
+    let resp = app
+        .post_json(
+            &format!("/api/v1/likes/users/{user}/movies/{movie}"),
+            &json!({"score": 7}),
+        )
+        .await;
+    assert_eq!(resp.status(), 202);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (&answer["user_id"], &answer["movie_id"], &answer["score"]),
+        (&json!(user), &json!(movie), &json!(7)),
+        "{answer}"
+    );
+    assert_eq!(answer["status"], "accepted");
+    for (method, is_favorite) in [(Method::POST, true), (Method::DELETE, false)] {
+        let resp = app
+            .client
+            .request(
+                method,
+                app.url(&format!("/api/v1/favorites/users/{user}/movies/{movie}")),
+            )
+            .header("x-api-key", crate::helpers::API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        let answer: Value = resp.json().await.unwrap();
+        assert_eq!(answer["is_favorite"], is_favorite, "{answer}");
+        assert_eq!(answer["movie_id"], json!(movie));
+        assert_eq!(answer["user_id"], json!(user));
+        assert!(answer["event_id"].is_string());
+    }
+}

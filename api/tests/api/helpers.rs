@@ -30,6 +30,8 @@ pub fn test_settings() -> Settings {
     settings.auth =
         api::auth::AuthConfig::new(&format!("tests:{API_KEY}"), JWT_SECRET, None).unwrap();
     settings.rate_limit.per_second = 0;
+    // Tests send bad credentials on purpose; the one that counts them turns this on.
+    settings.rate_limit.auth_failures_per_minute = 0;
     // Off unless a test turns them on (its own callers and queries): runs share one Redis.
     settings.limits.video_fetch_per_hour = 0;
     settings.limits.video_fetch_coalesce = Duration::from_millis(1);

@@ -521,3 +521,47 @@ async fn cross_origin_access_is_only_for_listed_origins() {
         "{body}"
     );
 }
+
+/// Failed authentications have their own, stricter bucket per client address
+/// (`AUTH_FAILURES_PER_MINUTE`): past it, wrong keys and forged tokens get 429 with Retry-After
+/// instead of 401, whatever the request rate limit; good credentials still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentications_are_limited_per_address() {
+    let mut settings = test_settings();
+    settings.rate_limit.auth_failures_per_minute = 5;
+    let app = spawn_app_with(settings).await;
+    let user = crate::helpers::new_id();
+    let read = |key: Option<String>, bearer: Option<String>| {
+        let mut req = app
+            .client
+            .get(app.url(&format!("/api/v1/favorites/users/{user}")));
+        if let Some(key) = key {
+            req = req.header("x-api-key", key);
+        }
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    for i in 0..5 {
+        let resp = read(Some(format!("guess-{i}")), None).await.unwrap();
+        assert_eq!(resp.status(), 401, "attempt {i}");
+    }
+    let resp = read(None, Some("forged.token.here".into())).await.unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().get("retry-after").is_some());
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("AUTH_FAILURES_PER_MINUTE"),
+        "{body}"
+    );
+    let resp = read(Some("guess-again".into()), None).await.unwrap();
+    assert_eq!(resp.status(), 429);
+    let resp = read(Some(crate::helpers::API_KEY.into()), None)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "good credentials are not locked out");
+}
