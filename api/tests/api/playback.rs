@@ -84,7 +84,7 @@ async fn bad_input_is_a_400_with_a_json_body_and_nothing_reaches_kafka() {
     let cases: Vec<(String, &str)> = vec![
         ("{\"user_id\": ".to_string(), "invalid JSON body"),
         ("[1, 2]".to_string(), "invalid JSON body"),
-        (json!({"user_id": good_user, "movie_id": good_user, "event_type": "play"}).to_string(), "invalid JSON body"),
+        (json!({"user_id": good_user, "movie_id": good_user, "event_type": "play"}).to_string(), "validation failed"),
         (json!({"user_id": good_user, "movie_id": good_user, "event_type": "play", "position_ms": "ten"}).to_string(), "invalid JSON body"),
         (json!({"user_id": "not-a-uuid", "movie_id": good_user, "event_type": "play", "position_ms": 1}).to_string(), "validation failed"),
         (json!({"user_id": good_user, "movie_id": good_user, "event_type": "jump", "position_ms": 1}).to_string(), "validation failed"),
