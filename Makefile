@@ -34,7 +34,7 @@ test-rust:
 	$(CARGO) test --release --workspace
 
 test-python:
-	$(VENV)/bin/python -m pip install -q --disable-pip-version-check pytest
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check pytest pyyaml check-jsonschema
 	$(VENV)/bin/python -m pytest -q tests/python
 
 ## schemathesis against the API's own OpenAPI document: no generated request may get a 5xx.
