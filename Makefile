@@ -6,7 +6,7 @@ CARGO ?= cargo
 VENV  ?= .venv
 BIN   := target/release
 
-.PHONY: build services services-down init run test test-rust test-python test-fuzz lint fmt bench clean-stack
+.PHONY: build services services-down init run test test-rust test-current-clickhouse test-python test-fuzz lint fmt bench clean-stack
 
 build:
 	$(CARGO) build --release --workspace --bins
@@ -28,10 +28,14 @@ run: init
 	scripts/run.sh
 
 ## Everything CI runs: starts services if needed, then every Rust and Python test.
-test: build services test-rust test-python test-fuzz
+test: build services test-rust test-current-clickhouse test-python test-fuzz
 
 test-rust:
 	$(CARGO) test --release --workspace
+
+## The ClickHouse suites again on a current ClickHouse engine (chdb-core 26.x), row types validated.
+test-current-clickhouse:
+	scripts/test-current-clickhouse.sh
 
 test-python:
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check pytest pyyaml check-jsonschema

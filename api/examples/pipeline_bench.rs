@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     let stack = common::config::StackConfig::from_env();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let db = format!("bench_{id}");
-    let ch = ClickHouseConfig::from_env().with_database(&db);
+    let ch = ClickHouseConfig::from_env()?.with_database(&db);
     let admin = ch.clone().with_database("default").client();
     for s in migrations(&db) {
         admin.query(&s).execute().await?;

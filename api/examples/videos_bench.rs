@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
     let db = kept
         .clone()
         .unwrap_or_else(|| format!("bench_videos_{}", uuid::Uuid::new_v4().simple()));
-    let ch = ClickHouseConfig::from_env().with_database(&db);
+    let ch = ClickHouseConfig::from_env()?.with_database(&db);
     let admin = ch.clone().with_database("default").client();
     for s in migrations(&db) {
         admin.query(&s).execute().await?;

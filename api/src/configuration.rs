@@ -38,6 +38,8 @@ pub struct Settings {
     pub metrics: crate::metrics::MetricsAccess,
     /// `CORS_ALLOWED_ORIGINS` (default none).
     pub cors: crate::cors::CorsOrigins,
+    /// `CLICKHOUSE_VALIDATION` (default off): check read rows' types against ours.
+    pub clickhouse_validation: bool,
 }
 
 impl Settings {
@@ -102,6 +104,7 @@ impl Settings {
             image_limits: stores::images::ImageLimits::from_env()?,
             metrics: crate::metrics::MetricsAccess::from_env()?,
             cors: crate::cors::CorsOrigins::from_env()?,
+            clickhouse_validation: common::config::clickhouse_validation()?,
             stack,
         })
     }

@@ -79,7 +79,7 @@ impl Application {
             .with_user(common::config::env_or("CLICKHOUSE_USER", "default"))
             .with_password(common::config::env_or("CLICKHOUSE_PASSWORD", ""))
             .with_database(&settings.stack.clickhouse_database)
-            .with_validation(false);
+            .with_validation(settings.clickhouse_validation);
         let mongo =
             stores::mongo::connect(&settings.stack.mongo_url, &settings.stack.mongo_database)
                 .await?;

@@ -36,6 +36,28 @@ where
     }
 }
 
+/// The variable as `on` / `off`, or `default` when it is unset or empty.
+pub fn env_switch(name: &str, default: bool) -> Result<bool, ConfigError> {
+    match std::env::var(name).unwrap_or_default().as_str() {
+        "" => Ok(default),
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(ConfigError {
+            name: name.to_string(),
+            value: other.to_string(),
+            reason: "must be on or off".into(),
+        }),
+    }
+}
+
+/// `CLICKHOUSE_VALIDATION` (default `off`): whether the ClickHouse client checks each row's column
+/// names and types against the Rust row type (`RowBinaryWithNamesAndTypes`). Turn it on with a
+/// current ClickHouse (production, compose, the current-engine tests); 18.16 cannot answer in that
+/// format, so the local stack runs with it off.
+pub fn clickhouse_validation() -> Result<bool, ConfigError> {
+    env_switch("CLICKHOUSE_VALIDATION", false)
+}
+
 /// The variable as a duration such as `30d`, `5m`, `90s` or `1h 30m` (humantime's format), or
 /// `default` when it is unset or empty.
 pub fn env_duration(name: &str, default: Duration) -> Result<Duration, ConfigError> {

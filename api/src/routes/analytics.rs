@@ -185,10 +185,13 @@ pub async fn top_movies(
     let sql = if by_viewers {
         // Exact: one row per (day, movie key, 64-bit viewer hash), counted over the period's
         // days per movie key; every movie's count is joined to its id, so ties order by the id.
+        // Both sides are aliased: current ClickHouse refuses an unaliased subquery in a JOIN
+        // (ALIAS_REQUIRED), and 18.16 has no setting to relax that.
         "SELECT toString(movie_id) AS movie_id, value FROM ( \
            SELECT movie_key, toUInt64(uniqExact(user_hash)) AS value FROM movie_viewers_by_day \
            WHERE day >= toDate(toDateTime(?)) AND day <= toDate(toDateTime(?)) GROUP BY movie_key) \
-         ANY INNER JOIN (SELECT movie_key, movie_id FROM movie_keys) USING movie_key \
+           AS counted \
+         ANY INNER JOIN (SELECT movie_key, movie_id FROM movie_keys) AS keys USING movie_key \
          ORDER BY value DESC, movie_id LIMIT ?"
     } else {
         "SELECT toString(movie_id) AS movie_id, toUInt64(sum(viewed_seconds)) AS value \

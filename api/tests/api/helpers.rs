@@ -226,7 +226,7 @@ pub async fn fresh_clickhouse(settings: &Settings, prefix: &str) -> (String, cli
     let db = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
     let admin = clickhouse::Client::default()
         .with_url(&settings.stack.clickhouse_url)
-        .with_validation(false);
+        .with_validation(settings.clickhouse_validation);
     for statement in consumers::sinks::clickhouse::migrations(&db) {
         admin.query(&statement).execute().await.unwrap();
     }

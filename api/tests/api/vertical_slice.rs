@@ -15,7 +15,7 @@ async fn a_posted_playback_event_becomes_a_clickhouse_row() {
     let app = spawn_app().await;
     // The sink, in-process, on its own database and consumer group.
     let db = format!("test_slice_{}", uuid::Uuid::new_v4().simple());
-    let ch = ClickHouseConfig::from_env().with_database(&db);
+    let ch = ClickHouseConfig::from_env().unwrap().with_database(&db);
     consumers::init::migrate_clickhouse(&ch).await.unwrap();
     let mut runtime = RuntimeConfig::from_env("unused").unwrap();
     runtime.group_id = format!("test-slice-{}", uuid::Uuid::new_v4());

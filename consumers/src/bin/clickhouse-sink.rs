@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     if base.topic.is_some() && tables.len() != 1 {
         bail!("CONSUMER_TOPIC needs exactly one table in CLICKHOUSE_SINKS");
     }
-    let client = ClickHouseConfig::from_env().client();
+    let client = ClickHouseConfig::from_env()?.client();
     let max_partitions = common::config::env_parse(
         "CLICKHOUSE_MAX_PARTITIONS_PER_INSERT",
         consumers::sinks::clickhouse::MAX_PARTITIONS_PER_INSERT,

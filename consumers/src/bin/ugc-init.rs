@@ -6,7 +6,7 @@ use consumers::sinks::clickhouse::ClickHouseConfig;
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init("ugc-init");
     let stack = common::config::StackConfig::from_env();
-    let report = consumers::init::initialise(&stack, &ClickHouseConfig::from_env()).await?;
+    let report = consumers::init::initialise(&stack, &ClickHouseConfig::from_env()?).await?;
     tracing::info!(
         topics = report.topics,
         schemas = report.schemas.len(),

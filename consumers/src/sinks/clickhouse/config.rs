@@ -8,6 +8,8 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: String,
     password: String,
+    /// `CLICKHOUSE_VALIDATION`.
+    pub validation: bool,
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -22,14 +24,15 @@ impl std::fmt::Debug for ClickHouseConfig {
 }
 
 impl ClickHouseConfig {
-    pub fn from_env() -> Self {
+    pub fn from_env() -> Result<Self, common::config::ConfigError> {
         let stack = common::config::StackConfig::from_env();
-        Self {
+        Ok(Self {
             url: stack.clickhouse_url,
             database: stack.clickhouse_database,
             user: common::config::env_or("CLICKHOUSE_USER", "default"),
             password: common::config::env_or("CLICKHOUSE_PASSWORD", ""),
-        }
+            validation: common::config::clickhouse_validation()?,
+        })
     }
 
     pub fn with_database(mut self, database: &str) -> Self {
@@ -37,14 +40,14 @@ impl ClickHouseConfig {
         self
     }
 
-    /// A client for the sink's database. Validation is off: 18.16 has no
-    /// RowBinaryWithNamesAndTypes; the row types are checked by our integration tests instead.
+    /// A client for the sink's database, validating row types when `CLICKHOUSE_VALIDATION=on`
+    /// (18.16 has no RowBinaryWithNamesAndTypes; the current-engine tests run with it on).
     pub fn client(&self) -> Client {
         Client::default()
             .with_url(&self.url)
             .with_user(&self.user)
             .with_password(&self.password)
             .with_database(&self.database)
-            .with_validation(false)
+            .with_validation(self.validation)
     }
 }
