@@ -57,6 +57,32 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// The `clickhouse-sink` binary on this fixture's topic, group and database, as a child
+    /// process (for SIGKILLs), serving its metrics on `metrics_addr`.
+    fn spawn_sink(
+        &self,
+        metrics_addr: &str,
+        batch_rows: u32,
+        batch_wait_ms: u32,
+    ) -> std::process::Child {
+        use std::process::{Command, Stdio};
+        Command::new(env!("CARGO_BIN_EXE_clickhouse-sink"))
+            .env("CLICKHOUSE_SINKS", "movie_viewings")
+            .env("METRICS_ADDR", metrics_addr)
+            .env("CONSUMER_TOPIC", &self.topic)
+            .env("CONSUMER_GROUP", &self.group)
+            .env("DEAD_LETTER_TOPIC", &self.dlq)
+            .env("CLICKHOUSE_DATABASE", &self.ch.database)
+            .env("BATCH_MAX_ROWS", batch_rows.to_string())
+            .env("BATCH_MAX_WAIT_MS", batch_wait_ms.to_string())
+            .env("KAFKA_SESSION_TIMEOUT_MS", "3000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the clickhouse-sink binary")
+    }
+
     fn runtime(&self) -> RuntimeConfig {
         RuntimeConfig::local(
             &self.stack.kafka_brokers,
@@ -339,7 +365,7 @@ async fn a_batch_written_again_adds_no_row_and_no_sum() {
 async fn sigkill_ten_times_mid_stream_loses_and_duplicates_nothing() {
     use schemas::events::MovieViewing;
     use std::collections::HashMap;
-    use std::process::{Child, Command, Stdio};
+    use std::process::Child;
 
     let n: usize = std::env::var("CRASH_TEST_EVENTS")
         .ok()
@@ -387,23 +413,7 @@ async fn sigkill_ten_times_mid_stream_loses_and_duplicates_nothing() {
         futures::future::join_all(sends).await;
     }
 
-    let spawn = || -> Child {
-        Command::new(env!("CARGO_BIN_EXE_clickhouse-sink"))
-            .env("CLICKHOUSE_SINKS", "movie_viewings")
-            .env("METRICS_ADDR", "127.0.0.1:0")
-            .env("CONSUMER_TOPIC", &f.topic)
-            .env("CONSUMER_GROUP", &f.group)
-            .env("DEAD_LETTER_TOPIC", &f.dlq)
-            .env("CLICKHOUSE_DATABASE", &f.ch.database)
-            .env("BATCH_MAX_ROWS", "1000")
-            .env("BATCH_MAX_WAIT_MS", "100")
-            .env("KAFKA_SESSION_TIMEOUT_MS", "3000")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the clickhouse-sink binary")
-    };
+    let spawn = || -> Child { f.spawn_sink("127.0.0.1:0", 1000, 100) };
     let rows = |sql: &'static str| {
         let client = f.ch.client();
         async move { client.query(sql).fetch_one::<u64>().await.unwrap() }
@@ -1199,4 +1209,122 @@ async fn ugc_init_upgrades_user_events_of_an_earlier_release() {
         .await
         .unwrap();
     assert_eq!(columns, 1);
+}
+
+/// Two instances of the sink in one consumer group share the topic's partitions (each writes);
+/// one is SIGKILLed mid-stream and the other takes its partitions over: every event lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_is_killed() {
+    use schemas::events::MovieViewing;
+    use std::process::Child;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let f = fixture().await;
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let spawn = |metrics_port: u16| -> Child {
+        f.spawn_sink(&format!("127.0.0.1:{metrics_port}"), 200, 50)
+    };
+    // What an instance has written, from its own /metrics (0 until it answers).
+    let written = |port: u16| async move {
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+            return 0u64;
+        };
+        let request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        if s.write_all(request.as_bytes()).await.is_err() {
+            return 0;
+        }
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text).await;
+        text.lines()
+            .find(|l| l.starts_with("consumer_records_written_total{"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    let rows = |sql: &'static str| {
+        let client = f.ch.client();
+        async move { client.query(sql).fetch_one::<u64>().await.unwrap() }
+    };
+
+    let (port_a, port_b) = (free_port(), free_port());
+    let (mut a, mut b) = (spawn(port_a), spawn(port_b));
+    let users: Vec<UserId> = (0..60)
+        .map(|_| UserId::from_uuid(uuid::Uuid::new_v4()))
+        .collect();
+    let movie = MovieId::from_uuid(uuid::Uuid::new_v4());
+    let (rounds, per_round) = (40, 1000);
+    let mut killed_after = None;
+    for round in 0..rounds {
+        let sends = (0..per_round).map(|i| {
+            let event = MovieViewing {
+                event_id: EventId::new_random(),
+                user_id: users[(round * per_round + i) % users.len()],
+                movie_id: movie,
+                viewed_seconds: 1,
+                occurred_at: Timestamp::now(),
+            };
+            let f = &f;
+            async move {
+                let bytes = f.codec.encode(&event).await.unwrap();
+                let key = schemas::Event::key(&event);
+                f.producer
+                    .send(&f.topic, Some(key.as_bytes()), Some(&bytes), &[])
+                    .await
+                    .unwrap();
+            }
+        });
+        futures::future::join_all(sends).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Once both instances have written, kill one of them mid-stream.
+        if killed_after.is_none() && round >= 10 {
+            let (wa, wb) = (written(port_a).await, written(port_b).await);
+            if wa > 0 && wb > 0 {
+                a.kill().unwrap(); // SIGKILL
+                a.wait().unwrap();
+                killed_after = Some((wa, wb));
+            }
+        }
+    }
+    let (wa, wb) =
+        killed_after.expect("both instances wrote before the kill: they shared the partitions");
+    let n = (rounds * per_round) as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while rows("SELECT count() FROM movie_viewings").await < n
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let survivor = written(port_b).await;
+    b.kill().unwrap();
+    b.wait().unwrap();
+    assert_eq!(
+        rows("SELECT count() FROM movie_viewings").await,
+        n,
+        "rows, without FINAL"
+    );
+    assert_eq!(
+        rows("SELECT uniqExact(event_id) FROM movie_viewings").await,
+        n
+    );
+    assert_eq!(
+        rows("SELECT sum(viewed_seconds) FROM watch_time").await,
+        n,
+        "each event counted once"
+    );
+    // A wrote a little more between the reading and the kill; B wrote the rest, A's partitions
+    // included (the stream went on for 30 more rounds after the kill).
+    assert!(
+        survivor > wb && survivor >= n / 2,
+        "the survivor took over: it wrote {wb} before the kill and {survivor} in all; the killed one {wa}+"
+    );
+    eprintln!(
+        "instance A wrote {wa}, B {wb} before A's SIGKILL; B {survivor} in all; {n} rows once"
+    );
+    f.drop_database().await;
 }
