@@ -6,7 +6,7 @@ CARGO ?= cargo
 VENV  ?= .venv
 BIN   := target/release
 
-.PHONY: build services services-down init run test test-rust test-current-clickhouse test-python test-fuzz lint fmt bench clean-stack
+.PHONY: build services services-down init run test test-rust test-current-clickhouse test-durability test-python test-fuzz lint fmt bench clean-stack
 
 build:
 	$(CARGO) build --release --workspace --bins
@@ -36,6 +36,10 @@ test-rust:
 ## The ClickHouse suites again on a current ClickHouse engine (chdb-core 26.x), row types validated.
 test-current-clickhouse:
 	scripts/test-current-clickhouse.sh
+
+## A broker restart loses no acknowledged event (durable broker build, ~30 min once; not in `test`).
+test-durability: build services
+	scripts/test-durability.sh
 
 test-python:
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check pytest pyyaml check-jsonschema

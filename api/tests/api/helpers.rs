@@ -313,3 +313,28 @@ pub async fn stalled_request(
     };
     tokio::time::timeout(wait, read).await.ok().flatten()
 }
+
+/// The ClickHouse sink for playback events, in-process: a sender that stops it, and its task.
+pub fn playback_sink(
+    runtime: consumers::RuntimeConfig,
+    codec: schemas::Codec,
+    ch: &consumers::sinks::clickhouse::ClickHouseConfig,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<
+        Result<std::sync::Arc<consumers::runtime::Stats>, consumers::runtime::RuntimeError>,
+    >,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let sink = tokio::spawn(consumers::run(
+        runtime,
+        codec,
+        consumers::sinks::clickhouse::ClickHouseSink::<schemas::events::PlaybackEvent>::new(
+            ch.client(),
+        ),
+        common::shutdown::Shutdown::when(async move {
+            let _ = stopped.await;
+        }),
+    ));
+    (stop, sink)
+}

@@ -5,6 +5,7 @@ mod analytics;
 mod auth;
 mod batch;
 mod documents;
+mod durability;
 mod endpoints;
 mod feed;
 mod helpers;

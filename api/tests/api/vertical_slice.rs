@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink};
+use consumers::sinks::clickhouse::ClickHouseConfig;
 use consumers::RuntimeConfig;
-use schemas::events::PlaybackEvent;
 use serde_json::json;
 
 use crate::helpers::spawn_app;
@@ -26,15 +25,7 @@ async fn a_posted_playback_event_becomes_a_clickhouse_row() {
     )
     .unwrap();
     let codec = schemas::Codec::new(&app.settings.stack.schema_registry_url).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let sink = tokio::spawn(consumers::run(
-        runtime,
-        codec,
-        ClickHouseSink::<PlaybackEvent>::new(ch.client()),
-        common::shutdown::Shutdown::when(async move {
-            let _ = stopped.await;
-        }),
-    ));
+    let (stop, sink) = crate::helpers::playback_sink(runtime, codec, &ch);
 
     let user_id = uuid::Uuid::new_v4().to_string();
     let movie_id = uuid::Uuid::new_v4().to_string();
