@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+#[path = "support/children.rs"]
+mod children;
+use children::{free_port, scrape};
+
 use consumers::runtime::dead_letter::header;
 use consumers::sinks::clickhouse::{migrations, ClickHouseConfig, ClickHouseSink};
 use consumers::{Record, RuntimeConfig};
@@ -57,18 +61,19 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    /// The `clickhouse-sink` binary on this fixture's topic, group and database, as a child
-    /// process (for SIGKILLs), serving its metrics on `metrics_addr`.
-    fn spawn_sink(
+    /// The `clickhouse-sink` binary feeding `table` from this fixture's topic, group and database
+    /// (for SIGKILLs: a child process), its output discarded; callers add settings.
+    fn sink_command(
         &self,
-        metrics_addr: &str,
+        table: &str,
         batch_rows: u32,
         batch_wait_ms: u32,
-    ) -> std::process::Child {
+    ) -> std::process::Command {
         use std::process::{Command, Stdio};
-        Command::new(env!("CARGO_BIN_EXE_clickhouse-sink"))
-            .env("CLICKHOUSE_SINKS", "movie_viewings")
-            .env("METRICS_ADDR", metrics_addr)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_clickhouse-sink"));
+        command
+            .env("CLICKHOUSE_SINKS", table)
+            .env("METRICS_ADDR", "127.0.0.1:0")
             .env("CONSUMER_TOPIC", &self.topic)
             .env("CONSUMER_GROUP", &self.group)
             .env("DEAD_LETTER_TOPIC", &self.dlq)
@@ -78,9 +83,8 @@ impl Fixture {
             .env("KAFKA_SESSION_TIMEOUT_MS", "3000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the clickhouse-sink binary")
+            .stderr(Stdio::null());
+        command
     }
 
     fn runtime(&self) -> RuntimeConfig {
@@ -413,7 +417,11 @@ async fn sigkill_ten_times_mid_stream_loses_and_duplicates_nothing() {
         futures::future::join_all(sends).await;
     }
 
-    let spawn = || -> Child { f.spawn_sink("127.0.0.1:0", 1000, 100) };
+    let spawn = || -> Child {
+        f.sink_command("movie_viewings", 1000, 100)
+            .spawn()
+            .expect("the clickhouse-sink binary")
+    };
     let rows = |sql: &'static str| {
         let client = f.ch.client();
         async move { client.query(sql).fetch_one::<u64>().await.unwrap() }
@@ -978,28 +986,14 @@ async fn sigkill_between_the_insert_and_the_dead_letter_loses_and_duplicates_not
         .collect();
     f.send(&events).await;
 
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let dlq_brokers = format!("127.0.0.1:{port}");
     let log = std::env::temp_dir().join(format!("{}-sink.log", f.group));
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_clickhouse-sink"))
-            .env("CLICKHOUSE_SINKS", "playback_events")
-            .env("METRICS_ADDR", "127.0.0.1:0")
-            .env("CONSUMER_TOPIC", &f.topic)
-            .env("CONSUMER_GROUP", &f.group)
-            .env("DEAD_LETTER_TOPIC", &f.dlq)
+        f.sink_command("playback_events", 1000, 1000)
             .env("DEAD_LETTER_BROKERS", &dlq_brokers)
             .env("KAFKA_DELIVERY_TIMEOUT_MS", "1000")
-            .env("CLICKHOUSE_DATABASE", &f.ch.database)
-            .env("BATCH_MAX_ROWS", "1000")
-            .env("BATCH_MAX_WAIT_MS", "1000")
-            .env("KAFKA_SESSION_TIMEOUT_MS", "3000")
-            .env("RUST_LOG", "warn")
             .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
             .spawn()
             .expect("the clickhouse-sink binary")
     };
@@ -1217,31 +1211,18 @@ async fn ugc_init_upgrades_user_events_of_an_earlier_release() {
 async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_is_killed() {
     use schemas::events::MovieViewing;
     use std::process::Child;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let f = fixture().await;
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
     let spawn = |metrics_port: u16| -> Child {
-        f.spawn_sink(&format!("127.0.0.1:{metrics_port}"), 200, 50)
+        f.sink_command("movie_viewings", 200, 50)
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .spawn()
+            .expect("the clickhouse-sink binary")
     };
     // What an instance has written, from its own /metrics (0 until it answers).
     let written = |port: u16| async move {
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-            return 0u64;
-        };
-        let request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-        if s.write_all(request.as_bytes()).await.is_err() {
-            return 0;
-        }
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text).await;
-        text.lines()
+        scrape(port)
+            .await
+            .lines()
             .find(|l| l.starts_with("consumer_records_written_total{"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .map_or(0, |v| v as u64)

@@ -6,6 +6,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/children.rs"]
+mod children;
+use children::{free_port, scrape};
+
 use consumers::sinks::feed::{Planner, Worker};
 use consumers::RuntimeConfig;
 use producers::{EventProducer, ProducerConfig};
@@ -101,28 +105,6 @@ fn process(role: &str, group: &str, prefix: &str, page_size: usize, metrics: Opt
         .stdout(Stdio::null())
         .spawn()
         .unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET /metrics` of a child process (empty while it is not listening yet).
-async fn scrape(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return String::new();
-    };
-    let request = "GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n";
-    let mut text = String::new();
-    if stream.write_all(request.as_bytes()).await.is_ok() {
-        let _ = stream.read_to_string(&mut text).await;
-    }
-    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

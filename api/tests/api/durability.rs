@@ -4,38 +4,19 @@
 //! 202 is in ClickHouse exactly once, the API answered 503 (never 202) while the broker was down,
 //! and the API and the sink recover without a restart.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use consumers::sinks::clickhouse::ClickHouseConfig;
 use consumers::RuntimeConfig;
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, test_settings};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process, SIGKILLed and reaped when dropped (also when a test fails).
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::helpers::{free_port, spawn_app_with, tansu, test_settings, Process};
 
 /// The durable broker (`TANSU_DURABLE_BIN`) on `port`, its SQLite data in `dir`, once it listens.
 /// Right after a SIGKILL the port can still be held by the dead broker's closing connections, so a
 /// start that exits is tried again (for up to two minutes); its output goes to `dir/broker.log`.
 async fn broker(bin: &str, dir: &std::path::Path, port: u16) -> Process {
-    let url = format!("tcp://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let log = std::fs::OpenOptions::new()
@@ -44,16 +25,8 @@ async fn broker(bin: &str, dir: &std::path::Path, port: u16) -> Process {
             .open(dir.join("broker.log"))
             .unwrap();
         let mut child = Process(
-            Command::new(bin)
+            tansu(std::path::Path::new(bin), port, "sqlite://tansu.db")
                 .current_dir(dir)
-                .args([
-                    "broker",
-                    "--listener-url",
-                    &url,
-                    "--advertised-listener-url",
-                    &url,
-                ])
-                .args(["--storage-engine", "sqlite://tansu.db"])
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()

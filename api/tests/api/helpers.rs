@@ -338,3 +338,38 @@ pub fn playback_sink(
     ));
     (stop, sink)
 }
+
+/// A child process, SIGKILLed and reaped when dropped (also when a test fails).
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Tansu broker command on `port` with `storage` (`memory://tansu/`, `sqlite://tansu.db`), its
+/// listener advertised as itself; the caller sets its directory and output and spawns it.
+pub fn tansu(bin: &std::path::Path, port: u16, storage: &str) -> std::process::Command {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut command = std::process::Command::new(bin);
+    command.args([
+        "broker",
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+    ]);
+    command.args(["--storage-engine", storage]);
+    command
+}

@@ -1,12 +1,12 @@
 //! Limits that protect the service: per-caller rate limits (429) and a bounded wait for Kafka (503
 //! with Retry-After, never an unbounded queue), recovering when the broker is back.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{new_id, spawn_app_with, test_settings};
+use crate::helpers::{free_port, new_id, spawn_app_with, tansu, test_settings, Process};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_rate_limit_is_a_429_with_retry_after() {
@@ -85,33 +85,14 @@ async fn rate_limits_cannot_be_dodged_with_invented_credentials() {
     assert_eq!(other.status(), 200);
 }
 
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A second, private broker (the same Tansu binary `make services` runs) on `port`.
-fn start_broker(port: u16) -> Broker {
+fn start_broker(port: u16) -> Process {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap();
     let bin = glob_tansu(&root.join(".venv/lib"));
-    let url = format!("tcp://127.0.0.1:{port}");
-    Broker(
-        Command::new(bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
+    Process(
+        tansu(&bin, port, "memory://tansu/")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -134,11 +115,7 @@ fn glob_tansu(lib: &std::path::Path) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_down_is_a_bounded_503_and_the_api_recovers() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut settings = test_settings();
     settings.producer.brokers = format!("127.0.0.1:{port}");
     settings.producer.delivery_timeout = Duration::from_millis(1500);
@@ -181,11 +158,7 @@ async fn kafka_down_is_a_bounded_503_and_the_api_recovers() {
 /// tried again (503 again here), not answered "coalesced" with nothing requested.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetch_request_kafka_refused_is_not_coalesced_away() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut settings = test_settings();
     settings.producer.brokers = format!("127.0.0.1:{port}");
     settings.producer.delivery_timeout = Duration::from_millis(1000);
