@@ -15,7 +15,7 @@ use actix_governor::{
     GovernorConfig, GovernorConfigBuilder, KeyExtractor, SimpleKeyExtractionError,
 };
 use actix_web::dev::ServiceRequest;
-use actix_web::{HttpResponse, HttpResponseBuilder};
+use actix_web::{HttpMessage, HttpResponse, HttpResponseBuilder};
 use serde_json::json;
 
 use crate::auth::Caller;
@@ -37,6 +37,10 @@ impl KeyExtractor for CallerKey {
         let caller = req
             .app_data::<actix_web::web::Data<AppState>>()
             .and_then(|state| state.auth.authenticate(req.request()).ok());
+        if let Some(caller) = &caller {
+            // The handler's `Caller` takes it from here instead of verifying the token again.
+            req.extensions_mut().insert(caller.clone());
+        }
         match caller {
             Some(Caller::Service(name)) => ("service", name).hash(&mut h),
             Some(Caller::User(user)) => ("user", user.to_string()).hash(&mut h),
@@ -54,15 +58,20 @@ impl KeyExtractor for CallerKey {
         negative: &NotUntil<QuantaInstant>,
         mut response: HttpResponseBuilder,
     ) -> HttpResponse {
-        let wait = negative.wait_time_from(DefaultClock::default().now());
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let seconds = retry_after_secs(negative);
         response
-            .insert_header(("Retry-After", seconds.max(1).to_string()))
+            .insert_header(("Retry-After", seconds.to_string()))
             .json(json!({
                 "error": "too many requests",
-                "details": [{"message": format!("rate limit exceeded; retry in {}s", seconds.max(1))}]
+                "details": [{"message": format!("rate limit exceeded; retry in {seconds}s")}]
             }))
     }
+}
+
+/// Whole seconds until a refused caller may try again (rounded up, at least 1): `Retry-After`.
+fn retry_after_secs(not_until: &NotUntil<QuantaInstant>) -> u64 {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// The client's address: the peer's, or with `trust_forwarded` the first forwarded hop (the host
@@ -114,8 +123,7 @@ impl AuthFailures {
         match limiter.check_key(&address) {
             Ok(()) => failure,
             Err(not_until) => {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+                let seconds = retry_after_secs(&not_until);
                 ApiError::TooManyRequests(
                     format!(
                         "too many failed authentications from this address \

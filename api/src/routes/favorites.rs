@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 
 use super::lists::{iso_millis, page_of, Paged};
 use super::{
-    all_valid, event_id, json_body, object, occurred_at, page, produce_answering, PageQuery,
-    TimeInput, WriteResponses,
+    all_valid, event_id, json_body, occurred_at, page, produce_answering, PageQuery, TimeInput,
+    WriteResponses,
 };
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -71,7 +71,7 @@ async fn write(
         movie_id: event.movie_id.to_string(),
         is_favorite: action == FavouriteAction::Added,
     };
-    produce_answering(&state, &req, event, object(serde_json::json!(answer))).await
+    produce_answering(&state, &req, event, answer).await
 }
 
 /// The 202 of a favourite write: `status` and `event_id` as every write, and the seed's fields.

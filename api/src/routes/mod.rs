@@ -22,7 +22,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use schemas::domain::{DomainError, EventId, Timestamp};
 use schemas::Event;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
@@ -338,29 +337,32 @@ pub(crate) async fn produce<E: Event>(
     req: &HttpRequest,
     event: E,
 ) -> Result<HttpResponse, ApiError> {
-    produce_answering(state, req, event, serde_json::Map::new()).await
+    produce_answering(state, req, event, ()).await
 }
 
-/// A JSON object's map (anything else: empty).
-pub(crate) fn object(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
-    match value {
-        serde_json::Value::Object(map) => map,
-        _ => serde_json::Map::new(),
-    }
+/// The 202 of a write: `status`, `event_id`, and the fields of `more` beside them.
+#[derive(serde::Serialize)]
+struct AcceptedWith<A: serde::Serialize> {
+    status: &'static str,
+    event_id: String,
+    #[serde(flatten)]
+    more: A,
 }
 
-/// The same, with more fields in the 202 answer beside `status` and `event_id`.
-pub(crate) async fn produce_answering<E: Event>(
+/// The same, answering the fields of `more` too (a struct, or `()` for none).
+pub(crate) async fn produce_answering<E: Event, A: serde::Serialize>(
     state: &AppState,
     req: &HttpRequest,
     event: E,
-    mut answer: serde_json::Map<String, serde_json::Value>,
+    more: A,
 ) -> Result<HttpResponse, ApiError> {
     within_time_bounds(state, &event)?;
     send(state, req, &event).await?;
-    answer.insert("status".into(), json!("accepted"));
-    answer.insert("event_id".into(), json!(event.event_id()));
-    Ok(HttpResponse::Accepted().json(answer))
+    Ok(HttpResponse::Accepted().json(AcceptedWith {
+        status: "accepted",
+        event_id: event.event_id().to_string(),
+        more,
+    }))
 }
 
 /// Sends an event (its time bounds already checked) with the request's trace headers; returns once
