@@ -11,7 +11,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{
-    event_id, json_body, occurred_at, produce, write_for_user, TimeInput, UserWrite, WriteResponses,
+    all_valid, event_id, json_body, occurred_at, produce, write_for_user, TimeInput, UserWrite,
+    WriteResponses,
 };
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -235,15 +236,9 @@ fn collect(
     others: [Option<&DomainError>; 3],
     payload: Result<Payload, Vec<DomainError>>,
 ) -> Result<Payload, ApiError> {
-    let mut errors: Vec<DomainError> = others.into_iter().flatten().cloned().collect();
-    match payload {
-        Ok(payload) if errors.is_empty() => Ok(payload),
-        Ok(_) => Err(ApiError::Invalid(errors)),
-        Err(more) => {
-            errors.extend(more);
-            Err(ApiError::Invalid(errors))
-        }
-    }
+    let payload_errors = payload.as_ref().err().into_iter().flatten().map(Some);
+    all_valid(others.into_iter().chain(payload_errors))?;
+    payload.map_err(ApiError::Invalid)
 }
 
 impl UserWrite for UserEventRequest {

@@ -80,18 +80,17 @@ pub async fn guard_writes(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let auth = req
-        .app_data::<actix_web::web::Data<WriteAuth>>()
-        .map(|a| a.get_ref().clone())
-        .unwrap_or_default();
-    if auth.is_open() || !is_write(req.method(), req.path()) {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    }
-    let offered = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if auth.admits(offered) {
+    let refused = is_write(req.method(), req.path())
+        && req
+            .app_data::<actix_web::web::Data<WriteAuth>>()
+            .is_some_and(|auth| {
+                let offered = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                !auth.is_open() && !auth.admits(offered)
+            });
+    if !refused {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     let error = crate::RegistryError::Unauthorized;
