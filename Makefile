@@ -6,7 +6,7 @@ CARGO ?= cargo
 VENV  ?= .venv
 BIN   := target/release
 
-.PHONY: build services services-down init run test test-rust test-current-clickhouse test-durability test-python test-fuzz lint fmt bench clean-stack
+.PHONY: build services services-cluster services-down init run test test-rust test-current-clickhouse test-cluster test-durability test-python test-fuzz lint fmt bench clean-stack
 
 build:
 	$(CARGO) build --release --workspace --bins
@@ -15,8 +15,13 @@ build:
 services: build
 	scripts/services.sh up
 
-## Stop exactly the processes `make services` started.
+## A local ClickHouse cluster (2 shards x 2 replicas, ZooKeeper) beside the services.
+services-cluster: services
+	scripts/services-cluster.sh up
+
+## Stop exactly the processes `make services` and `make services-cluster` started.
 services-down:
+	scripts/services-cluster.sh down
 	scripts/services.sh down
 
 ## Topics, schemas, ClickHouse tables (idempotent).
@@ -28,7 +33,7 @@ run: init
 	scripts/run.sh
 
 ## Everything CI runs: starts services if needed, then every Rust and Python test.
-test: build services test-rust test-current-clickhouse test-python test-fuzz
+test: build services test-rust test-current-clickhouse test-cluster test-python test-fuzz
 
 test-rust:
 	$(CARGO) test --release --workspace
@@ -36,6 +41,10 @@ test-rust:
 ## The ClickHouse suites again on a current ClickHouse engine (chdb-core 26.x), row types validated.
 test-current-clickhouse:
 	scripts/test-current-clickhouse.sh
+
+## The ClickHouse suites on a local 2-shard x 2-replica cluster, and a replica SIGKILLed under load.
+test-cluster: build services
+	scripts/test-cluster.sh
 
 ## A broker restart loses no acknowledged event (durable broker build, ~30 min once; not in `test`).
 test-durability: build services

@@ -20,18 +20,9 @@ REDIS_PORT="${REDIS_PORT:-6379}"
 CALFKIT_VERSION="0.1.2"
 NX_VERSION="0.8.1"
 
-log() { printf '[services] %s\n' "$*"; }
-
-die_with_log() { # name logfile
-  log "FAILED: $1 did not become healthy; last lines of $2:"
-  tail -n 40 "$2" >&2 || true
-  exit 1
-}
-
-running() { # name
-  local pidf="$STACK/run/$1.pid"
-  [[ -f "$pidf" ]] && kill -0 "$(cat "$pidf")" 2>/dev/null
-}
+LOG_PREFIX=services
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 wait_for() { # name logfile check-command...
   local name="$1" logf="$2"; shift 2
@@ -44,12 +35,6 @@ wait_for() { # name logfile check-command...
 }
 
 tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-start() { # name logfile command... ; records the pid
-  local name="$1" logf="$2"; shift 2
-  nohup "$@" >>"$logf" 2>&1 &
-  echo $! >"$STACK/run/$name.pid"
-}
 
 install_apt() {
   local missing=()
@@ -147,19 +132,8 @@ up() {
 }
 
 down() {
-  local name pidf pid
-  for name in registry redis mongo clickhouse broker; do
-    pidf="$STACK/run/$name.pid"
-    [[ -f "$pidf" ]] || continue
-    pid="$(cat "$pidf")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid"
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
-      log "stopped $name (pid $pid)"
-    fi
-    rm -f "$pidf"
-  done
+  local name
+  for name in registry redis mongo clickhouse broker; do stop "$name"; done
 }
 
 case "${1:-up}" in

@@ -114,6 +114,7 @@ pub async fn migrate_clickhouse(ch: &ClickHouseConfig) -> Result<usize, InitErro
         }
     };
     let mut created = Vec::new();
+    let mut ran = 0;
     for statement in &statements {
         if let Some(table) = created_table(statement) {
             let exists: u8 = client
@@ -130,10 +131,15 @@ pub async fn migrate_clickhouse(ch: &ClickHouseConfig) -> Result<usize, InitErro
         }
         if let Some((table, column)) = added_column(statement) {
             let (database, table) = table.split_once('.').unwrap_or((&ch.database, table));
+            // On a cluster the column is added to the shard-local table first.
+            let table = match ch.cluster {
+                Some(_) => clickhouse::cluster::local(table),
+                None => table.to_string(),
+            };
             let present: u64 = client
                 .query("SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?")
                 .bind(database)
-                .bind(table)
+                .bind(&table)
                 .bind(column)
                 .fetch_one()
                 .await
@@ -146,8 +152,13 @@ pub async fn migrate_clickhouse(ch: &ClickHouseConfig) -> Result<usize, InitErro
             }
             tracing::info!(table, column, "adding a column");
         }
-        run(statement.clone()).await?;
+        for form in ch.statements(statement) {
+            run(form).await?;
+            ran += 1;
+        }
     }
+    // Filled through the tables' own names: on a cluster those are the Distributed tables, so
+    // the fill reads every shard and writes each row to the shard its key picks.
     for statement in &statements {
         if let Some((target, select)) = view_target(statement) {
             if created.iter().any(|t| t == target) {
@@ -156,7 +167,7 @@ pub async fn migrate_clickhouse(ch: &ClickHouseConfig) -> Result<usize, InitErro
             }
         }
     }
-    Ok(statements.len())
+    Ok(ran)
 }
 
 /// `db.table` of a `CREATE TABLE IF NOT EXISTS db.table ...` statement.

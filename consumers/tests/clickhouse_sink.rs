@@ -8,7 +8,7 @@ mod children;
 use children::{free_port, scrape};
 
 use consumers::runtime::dead_letter::header;
-use consumers::sinks::clickhouse::{migrations, ClickHouseConfig, ClickHouseSink};
+use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink};
 use consumers::{Record, RuntimeConfig};
 use producers::admin::{ensure_topics, TopicSpec};
 use producers::{ProducerConfig, RawProducer};
@@ -43,7 +43,7 @@ async fn fixture() -> Fixture {
         .unwrap()
         .with_database(&format!("test_{id}"));
     let admin = ch.clone().with_database("default").client();
-    for statement in migrations(&ch.database) {
+    for statement in ch.migrations() {
         admin.query(&statement).execute().await.unwrap();
     }
     let codec = Codec::new(&stack.schema_registry_url).unwrap();
@@ -158,6 +158,19 @@ impl Fixture {
                 )
                 .await
                 .unwrap();
+        }
+    }
+
+    /// A column whose default refuses the row with `position_ms = 4242424` (as the initialiser
+    /// would add it: on a cluster, to the shard tables, the Distributed table made again).
+    async fn add_guard(&self) {
+        let admin = self.ch.clone().with_database("default").client();
+        let alter = format!(
+            "ALTER TABLE {}.playback_events ADD COLUMN guard UInt8 DEFAULT throwIf(position_ms = 4242424)",
+            self.ch.database
+        );
+        for statement in self.ch.statements(&alter) {
+            admin.query(&statement).execute().await.unwrap();
         }
     }
 
@@ -658,12 +671,7 @@ async fn committed_in(f: &Fixture, group: &str) -> std::collections::HashMap<i32
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_clickhouse_refuses_costs_one_dead_letter_not_the_partition() {
     let f = fixture().await;
-    let admin = f.ch.client();
-    admin
-        .query("ALTER TABLE playback_events ADD COLUMN guard UInt8 DEFAULT throwIf(position_ms = 4242424)")
-        .execute()
-        .await
-        .unwrap();
+    f.add_guard().await;
     let now = Timestamp::now();
     let mut events: Vec<PlaybackEvent> = (0..10_000).map(|i| playback(i % 4000, now)).collect();
     events[6_543].position_ms = PositionMs::parse(4_242_424).unwrap();
@@ -864,7 +872,7 @@ async fn shutdown_during_a_registry_outage_loses_and_duplicates_nothing() {
     assert_eq!(handle.await.unwrap(), 50);
     assert_eq!(f.count("").await, 50);
     assert_eq!(
-        f.count("WHERE event_id IN (SELECT event_id FROM playback_events)")
+        f.count("WHERE event_id GLOBAL IN (SELECT event_id FROM playback_events)")
             .await,
         events.len() as u64
     );
@@ -966,11 +974,7 @@ fn tansu() -> std::path::PathBuf {
 async fn sigkill_between_the_insert_and_the_dead_letter_loses_and_duplicates_nothing() {
     use std::process::{Command, Stdio};
     let f = fixture().await;
-    f.ch.client()
-        .query("ALTER TABLE playback_events ADD COLUMN guard UInt8 DEFAULT throwIf(position_ms = 4242424)")
-        .execute()
-        .await
-        .unwrap();
+    f.add_guard().await;
     // 100 good, the poison, 100 good: one user, so one partition, in this order.
     let user = UserId::from_uuid(uuid::Uuid::new_v4());
     let now = Timestamp::now();
@@ -1114,8 +1118,10 @@ async fn ugc_init_upgrades_user_events_of_an_earlier_release() {
     use consumers::Sink;
     use schemas::events::UserEvent;
     let id = uuid::Uuid::new_v4().simple().to_string();
+    // Earlier releases had no cluster form: on the cluster's server this upgrades its own tables.
     let ch = ClickHouseConfig::from_env()
         .unwrap()
+        .with_cluster(None)
         .with_database(&format!("test_upgrade_{id}"));
     let admin = ch.clone().with_database("default").client();
     // The table as the first release created it, with one row.

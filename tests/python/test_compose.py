@@ -179,3 +179,31 @@ def test_current_images_and_a_host_listener_for_kafka():
     kafka = services()["kafka"]["environment"]
     assert "EXTERNAL://localhost:29092" in kafka["KAFKA_ADVERTISED_LISTENERS"]
     assert "127.0.0.1:29092:29092" in services()["kafka"]["ports"]
+
+
+def test_a_cluster_profile_with_keeper_and_two_shards_of_two_replicas():
+    all_services = services()
+    assert all_services["clickhouse-keeper"]["image"] == "clickhouse/clickhouse-keeper:25.8"
+    servers = {n: s for n, s in all_services.items() if re.fullmatch(r"clickhouse-0\d", n)}
+    assert sorted(servers) == ["clickhouse-01", "clickhouse-02", "clickhouse-03", "clickhouse-04"]
+    macros = sorted((s["environment"]["CH_SHARD"], s["environment"]["CH_REPLICA"]) for s in servers.values())
+    assert macros == [("01", "clickhouse-01"), ("01", "clickhouse-02"), ("02", "clickhouse-03"), ("02", "clickhouse-04")]
+    for name, spec in [("clickhouse-keeper", all_services["clickhouse-keeper"]), *servers.items()]:
+        assert spec["profiles"] == ["cluster"], name
+    for name, spec in servers.items():
+        assert spec["image"] == "clickhouse/clickhouse-server:25.8"
+        assert spec["environment"]["CLICKHOUSE_USER"] == "value-of-clickhouse_user"
+        assert any(v.endswith("/etc/clickhouse-server/config.d/cluster.xml:ro") for v in spec["volumes"])
+        assert any(v.endswith(":/var/lib/clickhouse") and v.startswith(name) for v in spec["volumes"]), name
+    config = (ROOT / "compose" / "clickhouse-cluster" / "cluster.xml").read_text()
+    hosts = re.findall(r"<host>([a-z0-9-]+)</host>", config)
+    assert hosts[:4] == sorted(servers), "remote_servers names the four servers, shard by shard"
+    assert "<host>clickhouse-keeper</host><port>9181</port>" in config
+    # The pipeline follows the profile through two variables, single server by default.
+    env = services()["clickhouse-sink"]["environment"]
+    assert env["CLICKHOUSE_URL"] == "http://clickhouse:8123" and env["CLICKHOUSE_CLUSTER"] == ""
+    clustered = yaml.safe_load(interpolate(COMPOSE.read_text(), {
+        **filled(), "CLICKHOUSE_CLUSTER": "ugc_cluster", "PIPELINE_CLICKHOUSE_URL": "http://clickhouse-01:8123"}))
+    env = clustered["services"]["clickhouse-sink"]["environment"]
+    assert (env["CLICKHOUSE_URL"], env["CLICKHOUSE_CLUSTER"]) == ("http://clickhouse-01:8123", "ugc_cluster")
+    assert clustered["services"]["init"]["depends_on"]["clickhouse-01"] == {"condition": "service_healthy", "required": False}

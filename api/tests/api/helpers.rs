@@ -220,17 +220,21 @@ pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// A fresh ClickHouse database with the sink's tables (named `<prefix>_<uuid>`): its name and a
-/// client on the server (no database selected).
+/// A fresh ClickHouse database with the sink's tables (named `<prefix>_<uuid>`; on the cluster
+/// `CLICKHOUSE_CLUSTER` names, if set): its name and a client on the server (no database
+/// selected) that writes as the sink does.
 pub async fn fresh_clickhouse(settings: &Settings, prefix: &str) -> (String, clickhouse::Client) {
     let db = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let ch = consumers::sinks::clickhouse::ClickHouseConfig::from_env()
+        .unwrap()
+        .with_database(&db);
     let admin = clickhouse::Client::default()
         .with_url(&settings.stack.clickhouse_url)
         .with_validation(settings.clickhouse_validation);
-    for statement in consumers::sinks::clickhouse::migrations(&db) {
+    for statement in ch.migrations() {
         admin.query(&statement).execute().await.unwrap();
     }
-    (db, admin)
+    (db, ch.with_database("default").client())
 }
 
 /// Writes `events` through the ClickHouse sink's own writer, `per_insert` to an insert (each one a
@@ -372,4 +376,19 @@ pub fn tansu(bin: &std::path::Path, port: u16, storage: &str) -> std::process::C
     ]);
     command.args(["--storage-engine", storage]);
     command
+}
+
+/// The events counted by the `/events/hourly` answer among `answers` (path, status, body).
+pub fn hourly_total(answers: &[(String, u16, serde_json::Value)]) -> u64 {
+    answers
+        .iter()
+        .find(|(p, _, _)| p.contains("/events/hourly"))
+        .map(|(_, _, b)| {
+            b.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["events"].as_u64().unwrap())
+                .sum()
+        })
+        .unwrap()
 }

@@ -4,6 +4,7 @@
 mod analytics;
 mod auth;
 mod batch;
+mod cluster;
 mod documents;
 mod durability;
 mod endpoints;

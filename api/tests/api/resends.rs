@@ -211,17 +211,7 @@ async fn resending_1000_written_events_changes_no_answer() {
         .map(|v| v.viewed_seconds as u64)
         .sum();
     assert_eq!(watched, expected);
-    let hourly: u64 = before
-        .iter()
-        .find(|(p, _, _)| p.contains("/events/hourly"))
-        .map(|(_, _, b)| {
-            b.as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["events"].as_u64().unwrap())
-                .sum()
-        })
-        .unwrap();
+    let hourly = crate::helpers::hourly_total(&before);
     assert_eq!(hourly, 250);
 
     // Later batches, of other sizes: every event is left out (but the video fetches: `videos`

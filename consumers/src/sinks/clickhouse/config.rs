@@ -1,7 +1,12 @@
+use std::time::Duration;
+
 use clickhouse::Client;
+use common::config::ConfigError;
+
+use super::cluster;
 
 /// Where the sink writes. From `CLICKHOUSE_URL`, `CLICKHOUSE_DATABASE`, `CLICKHOUSE_USER`,
-/// `CLICKHOUSE_PASSWORD`.
+/// `CLICKHOUSE_PASSWORD`, `CLICKHOUSE_CLUSTER`, `CLICKHOUSE_MAX_REPLICA_DELAY`.
 #[derive(Clone)]
 pub struct ClickHouseConfig {
     pub url: String,
@@ -10,6 +15,15 @@ pub struct ClickHouseConfig {
     password: String,
     /// `CLICKHOUSE_VALIDATION`.
     pub validation: bool,
+    /// `CLICKHOUSE_CLUSTER`: the cluster (as the servers' `remote_servers` name it) whose
+    /// Replicated and Distributed tables the initialiser creates and the sinks write through.
+    pub cluster: Option<String>,
+    /// `CLICKHOUSE_MAX_REPLICA_DELAY` (on a cluster; default 1 s): the sink reads `event_ids`
+    /// only from replicas at most this far behind in replication (a replica restarted after a
+    /// crash has not fetched what the other one took meanwhile); when every replica of a shard is
+    /// further behind, the lookup fails and is retried, rather than miss an event and write it
+    /// twice.
+    pub max_replica_delay: Duration,
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -19,14 +33,40 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("cluster", &self.cluster)
+            .field("max_replica_delay", &self.max_replica_delay)
             .finish()
     }
 }
 
 impl ClickHouseConfig {
-    pub fn from_env() -> Result<Self, common::config::ConfigError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         let stack = common::config::StackConfig::from_env();
+        let cluster = match common::config::env_or("CLICKHOUSE_CLUSTER", "") {
+            c if c.is_empty() => None,
+            c if c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') => Some(c),
+            c => {
+                return Err(ConfigError {
+                    name: "CLICKHOUSE_CLUSTER".into(),
+                    value: c,
+                    reason: "a cluster name is letters, digits and _".into(),
+                })
+            }
+        };
+        let max_replica_delay =
+            common::config::env_duration("CLICKHOUSE_MAX_REPLICA_DELAY", Duration::from_secs(1))?;
+        if max_replica_delay.as_secs() == 0 || max_replica_delay.subsec_nanos() != 0 {
+            return Err(ConfigError {
+                name: "CLICKHOUSE_MAX_REPLICA_DELAY".into(),
+                value: format!("{max_replica_delay:?}"),
+                reason:
+                    "whole seconds, at least 1s (ClickHouse counts replication delay in seconds)"
+                        .into(),
+            });
+        }
         Ok(Self {
+            cluster,
+            max_replica_delay,
             url: stack.clickhouse_url,
             database: stack.clickhouse_database,
             user: common::config::env_or("CLICKHOUSE_USER", "default"),
@@ -40,14 +80,50 @@ impl ClickHouseConfig {
         self
     }
 
+    pub fn with_cluster(mut self, cluster: Option<&str>) -> Self {
+        self.cluster = cluster.map(str::to_string);
+        self
+    }
+
     /// A client for the sink's database, validating row types when `CLICKHOUSE_VALIDATION=on`
-    /// (18.16 has no RowBinaryWithNamesAndTypes; the current-engine tests run with it on).
+    /// (18.16 has no RowBinaryWithNamesAndTypes; the current-engine tests run with it on). On a
+    /// cluster its INSERTs into a Distributed table return once every shard has its rows
+    /// (`insert_distributed_sync`), and its reads skip replicas further behind than
+    /// `max_replica_delay` and fail rather than fall back to them.
     pub fn client(&self) -> Client {
-        Client::default()
+        let client = Client::default()
             .with_url(&self.url)
             .with_user(&self.user)
             .with_password(&self.password)
             .with_database(&self.database)
-            .with_validation(self.validation)
+            .with_validation(self.validation);
+        match &self.cluster {
+            None => client,
+            Some(_) => client
+                .with_setting("insert_distributed_sync", "1")
+                .with_setting(
+                    "max_replica_delay_for_distributed_queries",
+                    self.max_replica_delay.as_secs().to_string(),
+                )
+                .with_setting("fallback_to_stale_replicas_for_distributed_queries", "0"),
+        }
+    }
+
+    /// Every DDL statement of the sink's tables for this database: schema.sql as it is, or its
+    /// cluster form.
+    pub fn migrations(&self) -> Vec<String> {
+        super::migrations(&self.database)
+            .iter()
+            .flat_map(|s| self.statements(s))
+            .collect()
+    }
+
+    /// What runs for one statement of schema.sql: itself, or its `ON CLUSTER` forms.
+    pub fn statements(&self, statement: &str) -> Vec<String> {
+        match &self.cluster {
+            None => vec![statement.to_string()],
+            Some(c) => cluster::on_cluster(statement, &self.database, c)
+                .expect("every statement of schema.sql has a cluster form (a unit test checks)"),
+        }
     }
 }
