@@ -4,12 +4,15 @@
 pub mod admin;
 pub mod youtube;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::util::Timeout;
 use schemas::{Codec, CodecError, Event};
 
@@ -113,15 +116,63 @@ impl EventProducer {
     }
 }
 
+/// What one librdkafka producer has seen: whether it delivered anything (so it holds a producer
+/// id and sequence numbers), and whether it then lost every broker.
+#[derive(Default)]
+struct Session {
+    delivered: AtomicBool,
+    lost_brokers: AtomicBool,
+}
+
+/// Watches a producer's global errors: all brokers down after a delivery marks the session lost.
+struct SessionContext(Arc<Session>);
+
+impl ClientContext for SessionContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown)
+            && self.0.delivered.load(Ordering::Relaxed)
+        {
+            self.0.lost_brokers.store(true, Ordering::Relaxed);
+        }
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+}
+
+struct Current {
+    producer: FutureProducer<SessionContext>,
+    session: Arc<Session>,
+}
+
 /// The idempotent producer underneath, for bytes that are already encoded (dead letters, replays).
+///
+/// When every broker was lost after this producer delivered, the next send first replaces the
+/// librdkafka producer (what it still had queued or in flight fails now instead of being sent
+/// later). The new one asks the broker for a new producer id, so no batch carrying the old id and
+/// sequence numbers reaches a broker that restarted without that producer's state — which Tansu
+/// 0.6's SQLite storage cannot take (docs/durability.md). Idempotence is per producer session
+/// either way; a record the caller was told failed may still have landed, and the sinks leave out
+/// a resend.
 #[derive(Clone)]
 pub struct RawProducer {
-    producer: FutureProducer,
+    config: Arc<ProducerConfig>,
+    current: Arc<RwLock<Arc<Current>>>,
+    replacing: Arc<Mutex<()>>,
+    replaced: Arc<AtomicU64>,
 }
 
 impl RawProducer {
     pub fn new(config: &ProducerConfig) -> Result<Self, ProduceError> {
-        let producer: FutureProducer = ClientConfig::new()
+        Ok(Self {
+            current: Arc::new(RwLock::new(Arc::new(Self::connect(config)?))),
+            config: Arc::new(config.clone()),
+            replacing: Arc::new(Mutex::new(())),
+            replaced: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    fn connect(config: &ProducerConfig) -> Result<Current, ProduceError> {
+        let session = Arc::new(Session::default());
+        let producer = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -135,9 +186,41 @@ impl RawProducer {
                 "queue.buffering.max.messages",
                 config.queue_max_messages.to_string(),
             )
-            .create()
+            .create_with_context(SessionContext(session.clone()))
             .map_err(ProduceError::Client)?;
-        Ok(Self { producer })
+        Ok(Current { producer, session })
+    }
+
+    /// How many times the producer was replaced after losing every broker.
+    pub fn replaced(&self) -> u64 {
+        self.replaced.load(Ordering::Relaxed)
+    }
+
+    /// The producer to send with: a new one if the current one lost every broker after it
+    /// delivered.
+    fn producer(&self) -> Result<Arc<Current>, ProduceError> {
+        let current = self.current.read().expect("producer lock").clone();
+        if !current.session.lost_brokers.load(Ordering::Relaxed) {
+            return Ok(current);
+        }
+        let _one_at_a_time = self.replacing.lock().expect("producer lock");
+        let latest = self.current.read().expect("producer lock").clone();
+        if !Arc::ptr_eq(&latest, &current) {
+            return Ok(latest); // another send replaced it meanwhile
+        }
+        let fresh = Arc::new(Self::connect(&self.config)?);
+        *self.current.write().expect("producer lock") = fresh.clone();
+        self.replaced.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("every broker was lost: producing with a new producer (new producer id)");
+        // Fail what the old one still holds now; destroying a producer can block, so off the
+        // async workers.
+        let old = current;
+        std::thread::spawn(move || {
+            old.producer
+                .purge(PurgeConfig::default().queue().inflight());
+            drop(old);
+        });
+        Ok(fresh)
     }
 
     /// Sends bytes as they are and waits for the ack.
@@ -178,16 +261,20 @@ impl RawProducer {
         if let Some(ts) = timestamp_ms {
             record = record.timestamp(ts);
         }
+        let current = self.producer()?;
         // Never wait for room in a full local queue: fail fast so callers can shed load.
-        match self
+        match current
             .producer
             .send(record, Timeout::After(Duration::ZERO))
             .await
         {
-            Ok(d) => Ok(Delivery {
-                partition: d.partition,
-                offset: d.offset,
-            }),
+            Ok(d) => {
+                current.session.delivered.store(true, Ordering::Relaxed);
+                Ok(Delivery {
+                    partition: d.partition,
+                    offset: d.offset,
+                })
+            }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 Err(ProduceError::QueueFull)
             }
@@ -197,9 +284,10 @@ impl RawProducer {
 
     /// Asks the brokers for metadata: Ok when the cluster answers within `timeout`.
     pub async fn check(&self, timeout: Duration) -> Result<(), ProduceError> {
-        let producer = self.producer.clone();
+        let current = self.current.read().expect("producer lock").clone();
         tokio::task::spawn_blocking(move || {
-            producer
+            current
+                .producer
                 .client()
                 .fetch_metadata(None, Timeout::After(timeout))
                 .map(|_| ())
@@ -211,6 +299,7 @@ impl RawProducer {
 
     /// Waits for everything in flight (used at shutdown).
     pub fn flush(&self, timeout: Duration) {
-        let _ = self.producer.flush(timeout);
+        let current = self.current.read().expect("producer lock").clone();
+        let _ = current.producer.flush(timeout);
     }
 }

@@ -170,3 +170,49 @@ async fn a_fetch_request_kafka_refused_is_not_coalesced_away() {
         assert_eq!(resp.status(), 503, "attempt {attempt}");
     }
 }
+
+/// A producer that delivered and then lost every broker produces with a new producer (a new
+/// producer id) once the broker is back: a broker that restarted without the old producer's state
+/// takes it (Tansu's SQLite storage panicked on the old id and sequence, docs/durability.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_losing_every_broker_the_producer_starts_a_new_session() {
+    let port = free_port();
+    let brokers = format!("127.0.0.1:{port}");
+    let mut config = producers::ProducerConfig::from_env(&brokers).unwrap();
+    config.delivery_timeout = Duration::from_millis(1500);
+    let producer = producers::RawProducer::new(&config).unwrap();
+    let topic = format!("test-session-{}", uuid::Uuid::new_v4().simple());
+    let send = || producer.send(&topic, Some(b"k"), Some(b"v"), &[]);
+    let mut broker = start_broker(port);
+    producers::admin::ensure_topics(&brokers, &[producers::admin::TopicSpec::new(&topic, 1)])
+        .await
+        .unwrap();
+    send().await.expect("delivered to the first broker");
+    assert_eq!(producer.replaced(), 0);
+
+    broker.0.kill().unwrap();
+    broker.0.wait().unwrap();
+    // Sends while every broker is down fail within the delivery bound.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        assert!(send().await.is_err(), "delivered with no broker");
+    }
+    let _broker = start_broker(port);
+    producers::admin::ensure_topics(&brokers, &[producers::admin::TopicSpec::new(&topic, 1)])
+        .await
+        .unwrap();
+    let mut delivered = false;
+    for _ in 0..40 {
+        if send().await.is_ok() {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(delivered, "delivered again once the broker is back");
+    assert_eq!(
+        producer.replaced(),
+        1,
+        "one new producer session, not one per send"
+    );
+}
