@@ -1315,3 +1315,36 @@ async fn two_instances_share_the_partitions_and_one_takes_over_when_the_other_is
     );
     f.drop_database().await;
 }
+
+/// The cluster form of every statement (`CLICKHOUSE_CLUSTER`; run on 18.16 servers by `make
+/// test-cluster`) also parses on current ClickHouse: `formatQuery` (23.x and later) parses each one
+/// with the server's own parser. On an older server this checks nothing, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cluster_statement_parses_on_current_clickhouse() {
+    let ch = ClickHouseConfig::from_env()
+        .unwrap()
+        .with_cluster(Some("ugc_cluster"))
+        .with_database("db");
+    let client = ch
+        .clone()
+        .with_cluster(None)
+        .with_database("default")
+        .client();
+    let version: String = client.query("SELECT version()").fetch_one().await.unwrap();
+    let major: u32 = version.split('.').next().unwrap().parse().unwrap();
+    if major < 23 {
+        eprintln!("ClickHouse {version} has no formatQuery: not checked here (make test-current-clickhouse does)");
+        return;
+    }
+    let statements = ch.migrations();
+    assert!(statements.len() > 40);
+    for statement in statements {
+        let formatted: String = client
+            .query("SELECT formatQuery(?)")
+            .bind(&statement)
+            .fetch_one()
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        assert!(formatted.contains("ON CLUSTER ugc_cluster"), "{formatted}");
+    }
+}
