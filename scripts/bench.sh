@@ -14,7 +14,7 @@ OUT="$ROOT/docs/benchmarks.md"
 # millions of records); each writes its section to target/bench/<part>.md, appended below the API
 # section in name order.
 rm -rf "$ROOT/target/bench"
-for example in pipeline_bench videos_bench documents_bench feed_bench images_bench; do
+for example in pipeline_bench sink_bench videos_bench documents_bench feed_bench images_bench; do
   echo "[bench] cargo run --release -p api --example $example" >&2
   cargo run -q --release -p api --example "$example"
 done

@@ -13,69 +13,15 @@ use consumers::RuntimeConfig;
 use producers::admin::{ensure_topics, TopicSpec};
 use producers::{ProducerConfig, RawProducer};
 use schemas::domain::*;
-use schemas::events::{PlaybackEvent, PlaybackEventType};
-use schemas::{Codec, Event};
-
-fn event(i: usize) -> PlaybackEvent {
-    PlaybackEvent {
-        event_id: EventId::new_random(),
-        user_id: UserId::from_uuid(uuid::Uuid::from_u128(i as u128 % 10_000)),
-        movie_id: MovieId::from_uuid(uuid::Uuid::from_u128(1 + i as u128 % 500)),
-        event_type: PlaybackEventType::ALL[i % 5],
-        position_ms: PositionMs::parse((i % 7_200_000) as i64).unwrap(),
-        occurred_at: Timestamp::now(),
-    }
-}
-
-async fn count(client: &clickhouse::Client, table: &str) -> u64 {
-    client
-        .query(&format!("SELECT count() FROM {table}"))
-        .fetch_one::<u64>()
-        .await
-        .unwrap_or(0)
-}
+use schemas::events::PlaybackEvent;
+use schemas::Codec;
 
 mod bench;
-use bench::{percentile, start_api, time_reads, write_section, PathFor};
-
-/// Runs `sink` until `n` rows are in `playback_events`; rows/s from the first row (group joined) to
-/// the last.
-async fn drain(
-    client: &clickhouse::Client,
-    runtime: RuntimeConfig,
-    codec: &Codec,
-    sink: ClickHouseSink<PlaybackEvent>,
-    n: usize,
-) -> anyhow::Result<f64> {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(consumers::run(
-        runtime,
-        codec.clone(),
-        sink,
-        common::shutdown::Shutdown::when(async move {
-            let _ = stopped.await;
-        }),
-    ));
-    while count(client, "playback_events").await == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let started = Instant::now();
-    let first = count(client, "playback_events").await as usize;
-    while (count(client, "playback_events").await as usize) < n {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let rate = (n - first) as f64 / started.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    task.await??;
-    Ok(rate)
-}
+use bench::{drain, percentile, start_api, time_reads, write_section, PathFor};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("BENCH_SINK_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500_000);
+    let n = bench::sink_events();
     let stack = common::config::StackConfig::from_env();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let db = format!("bench_{id}");
@@ -91,22 +37,8 @@ async fn main() -> anyhow::Result<()> {
     let topic = format!("bench-playback-{id}");
     ensure_topics(&stack.kafka_brokers, &[TopicSpec::new(&topic, 6)]).await?;
     let producer = RawProducer::new(&ProducerConfig::from_env(&stack.kafka_brokers)?)?;
-    let events: Vec<PlaybackEvent> = (0..n).map(event).collect();
-    for chunk in events.chunks(10_000) {
-        let sends = chunk.iter().map(|e| {
-            let (codec, producer, topic) = (&codec, &producer, &topic);
-            async move {
-                let bytes = codec.encode(e).await?;
-                producer
-                    .send(topic, Some(e.key().as_bytes()), Some(&bytes), &[])
-                    .await?;
-                anyhow::Ok(())
-            }
-        });
-        for r in futures::future::join_all(sends).await {
-            r?;
-        }
-    }
+    let events: Vec<PlaybackEvent> = (0..n).map(bench::playback).collect();
+    bench::seed(&codec, &producer, &topic, &events).await?;
     let mut runtime = RuntimeConfig::from_env("bench")?;
     runtime.group_id = format!("bench-{id}");
     runtime.topic = Some(topic.clone());
@@ -134,22 +66,7 @@ async fn main() -> anyhow::Result<()> {
             .execute()
             .await?;
     }
-    let raw_db_rows: Vec<_> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| e.row(0, i as i64))
-        .collect();
-    let started = Instant::now();
-    for chunk in raw_db_rows.chunks(50_000) {
-        let mut insert = client
-            .insert::<<PlaybackEvent as Table>::Row>("playback_events")
-            .await?;
-        for row in chunk {
-            insert.write(row).await?;
-        }
-        insert.end().await?;
-    }
-    let raw_rate = n as f64 / started.elapsed().as_secs_f64();
+    let raw_rate = bench::raw_insert(&client, &events).await?;
     eprintln!("[bench] raw insert: {raw_rate:.0} rows/s");
 
     // 3. ClickHouse's own Kafka engine on a JSON copy of a topic (18.16 has no AvroConfluent format).
@@ -218,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(Duration::from_millis(2));
     for i in 0..total {
         tick.tick().await;
-        let e = event(i);
+        let e = bench::playback(i);
         let body = serde_json::json!({"event_id": e.event_id.to_string(), "user_id": e.user_id.to_string(),
             "movie_id": e.movie_id.to_string(), "event_type": "play", "position_ms": 1});
         let resp = http

@@ -5,11 +5,17 @@
 //! subject on first use, which the registry answers with the existing id when it is already there).
 //! Consumers read with the writer's schema from the registry and, when that differs from ours, resolve
 //! the record to our schema with Avro's resolution rules (defaults fill new fields).
+//!
+//! Decoding is on the sinks' hot path. A record written with exactly our schema (the usual case)
+//! is deserialized straight from its Avro bytes into the event type, with the writer schema
+//! checked once per schema id; only a record of another version goes through Avro's generic value
+//! tree and schema resolution.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::Schema;
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
 use schema_registry_converter::async_impl::schema_registry::{post_schema, SrSettings};
@@ -64,6 +70,38 @@ struct Inner {
     /// The subject strategy (with our writer schema) per topic, built once: encoding is on the
     /// API's hot path and the strategy holds the whole schema text.
     strategies: HashMap<&'static str, SubjectNameStrategy>,
+    /// Per (schema id, topic): whether the writer's schema is exactly ours (canonical form), so
+    /// records of that id take the direct path.
+    same_as_ours: RwLock<HashMap<(u32, &'static str), bool>>,
+}
+
+/// Our schemas, parsed once per process, and a datum reader over each: records written with our
+/// own schema are deserialized with these, without a value tree.
+struct Direct {
+    schemas: HashMap<&'static str, Schema>,
+}
+
+fn direct() -> &'static Direct {
+    static DIRECT: OnceLock<Direct> = OnceLock::new();
+    DIRECT.get_or_init(|| Direct {
+        schemas: topics::ALL
+            .iter()
+            .filter_map(|t| Some((t.name, Schema::parse_str(t.value_schema?).ok()?)))
+            .collect(),
+    })
+}
+
+fn direct_readers() -> &'static HashMap<&'static str, GenericDatumReader<'static>> {
+    static READERS: OnceLock<HashMap<&'static str, GenericDatumReader<'static>>> = OnceLock::new();
+    READERS.get_or_init(|| {
+        direct()
+            .schemas
+            .iter()
+            .filter_map(|(topic, schema)| {
+                Some((*topic, GenericDatumReader::builder(schema).build().ok()?))
+            })
+            .collect()
+    })
 }
 
 impl Codec {
@@ -109,6 +147,7 @@ impl Codec {
                 settings,
                 readers,
                 strategies,
+                same_as_ours: RwLock::new(HashMap::new()),
             }),
         })
     }
@@ -130,6 +169,61 @@ impl Codec {
     /// Decodes a record of `E`'s topic. Bad bytes and records that fail domain validation are
     /// `Invalid`; an unreachable registry is `Unavailable`.
     pub async fn decode<E: Event>(&self, bytes: &[u8]) -> Result<E, CodecError> {
+        if let Some((id, body)) = wire_header(bytes) {
+            if self.written_with_ours::<E>(id).await? {
+                if let Some(reader) = direct_readers().get(E::TOPIC) {
+                    let mut body = body;
+                    return reader
+                        .read_deser::<E>(&mut body)
+                        .map_err(|e| CodecError::Invalid(e.to_string()));
+                }
+            }
+        }
+        self.decode_resolving(bytes).await
+    }
+
+    /// Whether schema `id` is exactly our schema of `E`'s topic (asked once per id).
+    async fn written_with_ours<E: Event>(&self, id: u32) -> Result<bool, CodecError> {
+        let key = (id, E::TOPIC);
+        if let Some(same) = self
+            .inner
+            .same_as_ours
+            .read()
+            .expect("codec lock")
+            .get(&key)
+        {
+            return Ok(*same);
+        }
+        let registered =
+            match schema_registry_converter::async_impl::schema_registry::get_schema_by_id(
+                id,
+                &self.inner.settings,
+            )
+            .await
+            {
+                Ok(registered) => registered,
+                Err(e) if e.retriable => return Err(CodecError::Unavailable(e.to_string())),
+                // Unknown id and the like: the generic path gives the record's own error.
+                Err(_) => return Ok(false),
+            };
+        let same = match (
+            Schema::parse_str(&registered.schema),
+            direct().schemas.get(E::TOPIC),
+        ) {
+            (Ok(writer), Some(ours)) => writer.canonical_form() == ours.canonical_form(),
+            _ => false,
+        };
+        self.inner
+            .same_as_ours
+            .write()
+            .expect("codec lock")
+            .insert(key, same);
+        Ok(same)
+    }
+
+    /// The generic path: the writer's schema from the registry, a value tree, resolved to our
+    /// schema when the writer's differs.
+    async fn decode_resolving<E: Event>(&self, bytes: &[u8]) -> Result<E, CodecError> {
         let decoded = self
             .inner
             .decoder
@@ -188,4 +282,13 @@ impl Codec {
 
 fn supplied(raw: &str) -> SuppliedSchema {
     SuppliedSchema::new(None, SchemaType::Avro, raw.to_string())
+}
+
+/// The schema id and Avro body of a record in the Confluent wire format (magic byte 0, 4-byte
+/// big-endian id).
+fn wire_header(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    match bytes {
+        [0, a, b, c, d, body @ ..] => Some((u32::from_be_bytes([*a, *b, *c, *d]), body)),
+        _ => None,
+    }
 }

@@ -80,3 +80,112 @@ pub fn write_section(name: &str, markdown: &str) -> anyhow::Result<()> {
     std::fs::write(dir.join(format!("{name}.md")), markdown)?;
     Ok(())
 }
+
+/// The i-th playback event of the sink benches: 10,000 users, 500 movies, occurring now.
+pub fn playback(i: usize) -> schemas::events::PlaybackEvent {
+    use schemas::domain::*;
+    schemas::events::PlaybackEvent {
+        event_id: EventId::new_random(),
+        user_id: UserId::from_uuid(uuid::Uuid::from_u128(i as u128 % 10_000)),
+        movie_id: MovieId::from_uuid(uuid::Uuid::from_u128(1 + i as u128 % 500)),
+        event_type: schemas::events::PlaybackEventType::ALL[i % 5],
+        position_ms: PositionMs::parse((i % 7_200_000) as i64).unwrap(),
+        occurred_at: Timestamp::now(),
+    }
+}
+
+/// Produces `events` to `topic` (10,000 in flight at a time); returns their encoded payloads.
+pub async fn seed<E: schemas::Event>(
+    codec: &schemas::Codec,
+    producer: &producers::RawProducer,
+    topic: &str,
+    events: &[E],
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut payloads = Vec::with_capacity(events.len());
+    for chunk in events.chunks(10_000) {
+        let sends = chunk.iter().map(|e| async move {
+            let bytes = codec.encode(e).await?;
+            producer
+                .send(topic, Some(e.key().as_bytes()), Some(&bytes), &[])
+                .await?;
+            anyhow::Ok(bytes)
+        });
+        for r in futures::future::join_all(sends).await {
+            payloads.push(r?);
+        }
+    }
+    Ok(payloads)
+}
+
+async fn playback_rows(client: &clickhouse::Client) -> u64 {
+    client
+        .query("SELECT count() FROM playback_events")
+        .fetch_one::<u64>()
+        .await
+        .unwrap_or(0)
+}
+
+/// Runs `sink` until `n` rows are in `playback_events`; rows/s from the first row (group joined)
+/// to the last.
+pub async fn drain(
+    client: &clickhouse::Client,
+    runtime: consumers::RuntimeConfig,
+    codec: &schemas::Codec,
+    sink: consumers::sinks::clickhouse::ClickHouseSink<schemas::events::PlaybackEvent>,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(consumers::run(
+        runtime,
+        codec.clone(),
+        sink,
+        common::shutdown::Shutdown::when(async move {
+            let _ = stopped.await;
+        }),
+    ));
+    while playback_rows(client).await == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    let first = playback_rows(client).await as usize;
+    while (playback_rows(client).await as usize) < n {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let rate = (n - first) as f64 / started.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    task.await??;
+    Ok(rate)
+}
+
+/// The clickhouse crate inserting the rows of `events` into `playback_events`, 50,000 per INSERT:
+/// rows/s.
+pub async fn raw_insert(
+    client: &clickhouse::Client,
+    events: &[schemas::events::PlaybackEvent],
+) -> anyhow::Result<f64> {
+    use consumers::sinks::clickhouse::Table;
+    let rows: Vec<_> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| e.row(0, i as i64))
+        .collect();
+    let started = Instant::now();
+    for chunk in rows.chunks(50_000) {
+        let mut insert = client
+            .insert::<<schemas::events::PlaybackEvent as Table>::Row>("playback_events")
+            .await?;
+        for row in chunk {
+            insert.write(row).await?;
+        }
+        insert.end().await?;
+    }
+    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `BENCH_SINK_EVENTS` (default 500,000): how many events the sink benches drain.
+pub fn sink_events() -> usize {
+    std::env::var("BENCH_SINK_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500_000)
+}
