@@ -42,7 +42,9 @@ async fn main() -> anyhow::Result<()> {
     if base.topic.is_some() && tables.len() != 1 {
         bail!("CONSUMER_TOPIC needs exactly one table in CLICKHOUSE_SINKS");
     }
-    let client = ClickHouseConfig::from_env()?.client();
+    let ch = ClickHouseConfig::from_env()?;
+    let client = ch.client();
+    let lookup_settings = ch.lookup_settings();
     let max_partitions = common::config::env_parse(
         "CLICKHOUSE_MAX_PARTITIONS_PER_INSERT",
         consumers::sinks::clickhouse::MAX_PARTITIONS_PER_INSERT,
@@ -56,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         let codec = codec.clone();
         let client = client.clone();
         let shutdown = shutdown.clone();
-        let sink = (client, max_partitions);
+        let sink = (client, max_partitions, lookup_settings.clone());
         match table {
             "playback_events" => tasks.spawn(run::<PlaybackEvent>(config, codec, sink, shutdown)),
             "movie_viewings" => tasks.spawn(run::<MovieViewing>(config, codec, sink, shutdown)),
@@ -75,10 +77,16 @@ async fn main() -> anyhow::Result<()> {
 async fn run<E: Table>(
     config: RuntimeConfig,
     codec: schemas::Codec,
-    (client, max_partitions): (clickhouse::Client, usize),
+    (client, max_partitions, lookup_settings): (
+        clickhouse::Client,
+        usize,
+        Vec<(&'static str, String)>,
+    ),
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let sink = ClickHouseSink::<E>::new(client).with_max_partitions(max_partitions);
+    let sink = ClickHouseSink::<E>::new(client)
+        .with_max_partitions(max_partitions)
+        .with_lookup_settings(lookup_settings);
     let stats = consumers::run(config, codec, sink, shutdown).await?;
     tracing::info!(table = E::TABLE, ?stats, "sink stopped");
     Ok(())

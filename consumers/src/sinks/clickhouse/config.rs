@@ -88,8 +88,9 @@ impl ClickHouseConfig {
     /// A client for the sink's database, validating row types when `CLICKHOUSE_VALIDATION=on`
     /// (18.16 has no RowBinaryWithNamesAndTypes; the current-engine tests run with it on). On a
     /// cluster its INSERTs into a Distributed table return once every shard has its rows
-    /// (`insert_distributed_sync`), and its reads skip replicas further behind than
-    /// `max_replica_delay` and fail rather than fall back to them.
+    /// (`insert_distributed_sync`), and it writes to and reads from the first live replica of
+    /// each shard in the configured order (`load_balancing=in_order`), so what it reads is where
+    /// it wrote.
     pub fn client(&self) -> Client {
         let client = Client::default()
             .with_url(&self.url)
@@ -101,11 +102,25 @@ impl ClickHouseConfig {
             None => client,
             Some(_) => client
                 .with_setting("insert_distributed_sync", "1")
-                .with_setting(
+                .with_setting("load_balancing", "in_order"),
+        }
+    }
+
+    /// Settings of the sink's resend lookups: on a cluster, read only replicas at most
+    /// `max_replica_delay` behind, and fail (to be retried) rather than fall back to a staler one.
+    pub fn lookup_settings(&self) -> Vec<(&'static str, String)> {
+        match &self.cluster {
+            None => Vec::new(),
+            Some(_) => vec![
+                (
                     "max_replica_delay_for_distributed_queries",
                     self.max_replica_delay.as_secs().to_string(),
-                )
-                .with_setting("fallback_to_stale_replicas_for_distributed_queries", "0"),
+                ),
+                (
+                    "fallback_to_stale_replicas_for_distributed_queries",
+                    "0".into(),
+                ),
+            ],
         }
     }
 

@@ -33,6 +33,8 @@ pub struct ClickHouseSink<E> {
     client: Client,
     max_partitions: usize,
     lookup: bool,
+    /// Settings sent with each lookup ([`super::ClickHouseConfig::lookup_settings`]).
+    lookup_settings: Vec<(&'static str, String)>,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -42,12 +44,20 @@ impl<E: Table> ClickHouseSink<E> {
             client,
             max_partitions: MAX_PARTITIONS_PER_INSERT,
             lookup: true,
+            lookup_settings: Vec::new(),
             _event: PhantomData,
         }
     }
 
     pub fn with_max_partitions(mut self, max_partitions: usize) -> Self {
         self.max_partitions = max_partitions;
+        self
+    }
+
+    /// Sends these settings with every `event_ids` lookup (on a cluster: which replicas may
+    /// answer).
+    pub fn with_lookup_settings(mut self, settings: Vec<(&'static str, String)>) -> Self {
+        self.lookup_settings = settings;
         self
     }
 
@@ -180,6 +190,9 @@ impl<E: Table> ClickHouseSink<E> {
             .bind(E::TABLE)
             .bind(first / 1000)
             .bind(last / 1000);
+        for (name, value) in &self.lookup_settings {
+            query = query.with_setting(*name, value.clone());
+        }
         query = if last - first <= SHORT_SPAN_MS {
             query.bind(first).bind(last)
         } else {
