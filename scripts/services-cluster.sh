@@ -94,6 +94,8 @@ wait_server() { # N
 env_vars() {
   echo "CLICKHOUSE_CLUSTER=$CLUSTER"
   echo "CLICKHOUSE_URL=http://127.0.0.1:$((HTTP_BASE + 1))"
+  # Every server's HTTP address, shard by shard (the cluster test compares the replicas).
+  echo "CLUSTER_REPLICA_URLS=$(for n in 1 2 3 4; do printf 'http://127.0.0.1:%s,' $((HTTP_BASE + n)); done | sed 's/,$//')"
 }
 
 up() {

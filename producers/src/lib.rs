@@ -5,7 +5,7 @@ pub mod admin;
 pub mod youtube;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -156,7 +156,6 @@ struct Current {
 pub struct RawProducer {
     config: Arc<ProducerConfig>,
     current: Arc<RwLock<Arc<Current>>>,
-    replacing: Arc<Mutex<()>>,
     replaced: Arc<AtomicU64>,
 }
 
@@ -165,7 +164,6 @@ impl RawProducer {
         Ok(Self {
             current: Arc::new(RwLock::new(Arc::new(Self::connect(config)?))),
             config: Arc::new(config.clone()),
-            replacing: Arc::new(Mutex::new(())),
             replaced: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -196,25 +194,28 @@ impl RawProducer {
         self.replaced.load(Ordering::Relaxed)
     }
 
+    fn current(&self) -> Arc<Current> {
+        self.current.read().expect("producer lock").clone()
+    }
+
     /// The producer to send with: a new one if the current one lost every broker after it
     /// delivered.
     fn producer(&self) -> Result<Arc<Current>, ProduceError> {
-        let current = self.current.read().expect("producer lock").clone();
+        let current = self.current();
         if !current.session.lost_brokers.load(Ordering::Relaxed) {
             return Ok(current);
         }
-        let _one_at_a_time = self.replacing.lock().expect("producer lock");
-        let latest = self.current.read().expect("producer lock").clone();
-        if !Arc::ptr_eq(&latest, &current) {
-            return Ok(latest); // another send replaced it meanwhile
+        let mut slot = self.current.write().expect("producer lock");
+        if !Arc::ptr_eq(&slot, &current) {
+            return Ok(slot.clone()); // another send replaced it meanwhile
         }
         let fresh = Arc::new(Self::connect(&self.config)?);
-        *self.current.write().expect("producer lock") = fresh.clone();
+        let old = std::mem::replace(&mut *slot, fresh.clone());
+        drop(slot);
         self.replaced.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("every broker was lost: producing with a new producer (new producer id)");
         // Fail what the old one still holds now; destroying a producer can block, so off the
         // async workers.
-        let old = current;
         std::thread::spawn(move || {
             old.producer
                 .purge(PurgeConfig::default().queue().inflight());
@@ -284,7 +285,7 @@ impl RawProducer {
 
     /// Asks the brokers for metadata: Ok when the cluster answers within `timeout`.
     pub async fn check(&self, timeout: Duration) -> Result<(), ProduceError> {
-        let current = self.current.read().expect("producer lock").clone();
+        let current = self.current();
         tokio::task::spawn_blocking(move || {
             current
                 .producer
@@ -299,7 +300,6 @@ impl RawProducer {
 
     /// Waits for everything in flight (used at shutdown).
     pub fn flush(&self, timeout: Duration) {
-        let current = self.current.read().expect("producer lock").clone();
-        let _ = current.producer.flush(timeout);
+        let _ = self.current().producer.flush(timeout);
     }
 }

