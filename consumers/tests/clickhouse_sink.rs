@@ -1348,3 +1348,23 @@ async fn every_cluster_statement_parses_on_current_clickhouse() {
         assert!(formatted.contains("ON CLUSTER ugc_cluster"), "{formatted}");
     }
 }
+
+/// A bad cluster setting stops the sink at start with an error naming the variable.
+#[test]
+fn bad_cluster_settings_are_startup_errors_naming_the_variable() {
+    for (name, value) in [
+        ("CLICKHOUSE_CLUSTER", "ugc cluster; DROP"),
+        ("CLICKHOUSE_MAX_REPLICA_DELAY", "500ms"),
+        ("CLICKHOUSE_MAX_REPLICA_DELAY", "0s"),
+        ("CLICKHOUSE_MAX_REPLICA_DELAY", "soon"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_clickhouse-sink"))
+            .env("METRICS_ADDR", "off")
+            .env(name, value)
+            .output()
+            .expect("the clickhouse-sink binary");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}={value} was accepted");
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+    }
+}
