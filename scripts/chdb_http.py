@@ -6,6 +6,9 @@ Only transport lives here; every statement is parsed, planned and executed by Cl
 - the SQL comes in the POST body, or in `query=` with the data in the body (inserts); `database=`
   selects the database, other URL parameters are settings;
 - `decompress=1` bodies are ClickHouse's compressed blocks (checksum, method, sizes, LZ4 or none);
+- a multipart body carries external data (a temporary table per file part, `<name>_structure` and
+  `<name>_format` in the URL), the SQL in `query=`: each becomes a temporary table of the session
+  for the query, as ClickHouse's server does;
 - an `INSERT ... FORMAT RowBinary[WithNamesAndTypes]` is given its data through `file()` (with the
   columns' types from `DESCRIBE` for plain RowBinary);
 - an error answers 500 with ClickHouse's own message and `X-ClickHouse-Exception-Code`.
@@ -14,6 +17,8 @@ Requests run one at a time (one chdb session).
     python scripts/chdb_http.py PORT DATA_DIR
 """
 
+import email.parser
+import email.policy
 import http.server
 import os
 import re
@@ -59,15 +64,47 @@ def column_types(table):
     return {line.split("\t")[0]: line.split("\t")[1] for line in text.splitlines() if line}
 
 
-def run(sql, data, params):
+def external_tables(content_type, body):
+    """The file parts of a multipart/form-data body: [(name, bytes)]."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
+    return [(part.get_param("name", header="content-disposition"), part.get_payload(decode=True))
+            for part in message.iter_parts()]
+
+
+def run(sql, data, params, external=()):
     database = params.get("database")
     if database:
         SESSION.query(f"USE `{database}`")
     else:
         SESSION.query("USE default")
+    tables = {name for name, _ in external}
     for name, value in params.items():
+        if name.rsplit("_", 1)[0] in tables:  # <table>_structure, <table>_format
+            continue
         if name not in IGNORED and re.fullmatch(r"[a-z_0-9]+", name):
             SESSION.query(f"SET {name} = '{value}'")
+    paths = []
+    for name, content in external:
+        structure = params[f"{name}_structure"]
+        fd, path = tempfile.mkstemp(dir=DATA_DIR, suffix=".external")
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        paths.append(path)
+        SESSION.query(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
+        SESSION.query(f"CREATE TEMPORARY TABLE `{name}` ({structure})")
+        fmt = params.get(f"{name}_format", "TabSeparated")
+        SESSION.query(f"INSERT INTO `{name}` SELECT * FROM file('{path}', '{fmt}', '{structure}')")
+    try:
+        return query(sql, data, params)
+    finally:
+        for (name, _), path in zip(external, paths):
+            SESSION.query(f"DROP TEMPORARY TABLE IF EXISTS `{name}`")
+            os.unlink(path)
+
+
+def query(sql, data, params):
     fmt = params.get("default_format", "TabSeparated")
     insert = INSERT.match(sql)
     if insert:
@@ -133,12 +170,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             if params.get("decompress") == "1":
                 body = decompress(body)
+            content_type = self.headers.get("Content-Type", "")
+            external = []
+            if content_type.startswith("multipart/form-data"):
+                external, body = external_tables(content_type, body), b""
             if "query" in params:
                 sql, data = params["query"], body
             else:
                 sql, data = body.decode(), b""
             with LOCK:
-                out = run(sql, data, params)
+                out = run(sql, data, params, external)
             self.answer(200, out, [("Content-Type", "application/octet-stream")])
         except Exception as e:  # the engine's own message, as ClickHouse answers it
             message = str(e)

@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     runtime.group_id = format!("bench-{id}");
     runtime.topic = Some(topic.clone());
     runtime.max_rows = 50_000;
-    let sink = ClickHouseSink::<PlaybackEvent>::new(client.clone());
+    let sink = ClickHouseSink::<PlaybackEvent>::new(&ch);
     let sink_rate = drain(&client, runtime.clone(), &codec, sink, n).await?;
     eprintln!("[bench] sink: {sink_rate:.0} rows/s");
 
@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
     runtime.group_id = format!("bench-{id}-nolookup");
-    let sink = ClickHouseSink::<PlaybackEvent>::new(client.clone()).without_lookups();
+    let sink = ClickHouseSink::<PlaybackEvent>::new(&ch).without_lookups();
     let unchecked_rate = drain(&client, runtime, &codec, sink, n).await?;
     eprintln!("[bench] sink without the resend lookups: {unchecked_rate:.0} rows/s");
 
@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
     let sink = tokio::spawn(consumers::run(
         runtime,
         codec.clone(),
-        ClickHouseSink::<PlaybackEvent>::new(client.clone()),
+        ClickHouseSink::<PlaybackEvent>::new(&ch),
         common::shutdown::Shutdown::when(async move {
             let _ = sink_stopped.await;
         }),

@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         .set("group.id", format!("bench-consume-{id}"))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "50")
+        .set("fetch.queue.backoff.ms", "10")
         .create()?;
     let mut assignment = rdkafka::TopicPartitionList::new();
     for p in 0..6 {
@@ -86,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     runtime.group_id = format!("bench-sink-{id}");
     runtime.topic = Some(topic.clone());
     runtime.max_rows = 50_000;
-    let sink = ClickHouseSink::<PlaybackEvent>::new(client.clone());
+    let sink = ClickHouseSink::<PlaybackEvent>::new(&ch);
     let sink_rate = bench::drain(&client, runtime, &codec, sink, n).await?;
     eprintln!("[bench] sink: {sink_rate:.0} rows/s");
 

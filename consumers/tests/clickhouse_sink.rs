@@ -123,7 +123,7 @@ impl Fixture {
         >,
     ) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let sink = ClickHouseSink::<PlaybackEvent>::new(self.ch.client());
+        let sink = ClickHouseSink::<PlaybackEvent>::new(&self.ch);
         let shutdown = common::shutdown::Shutdown::when(async move {
             let _ = stopped.await;
         });
@@ -330,7 +330,7 @@ async fn a_batch_written_again_adds_no_row_and_no_sum() {
     use schemas::events::MovieViewing;
     let f = fixture().await;
     let client = f.ch.client();
-    let sink = ClickHouseSink::<MovieViewing>::new(client.clone());
+    let sink = ClickHouseSink::<MovieViewing>::new(&f.ch);
     use consumers::Sink;
     let (user, movie) = (
         UserId::from_uuid(uuid::Uuid::new_v4()),
@@ -813,7 +813,7 @@ async fn a_batch_over_500_months_is_inserted_within_the_partition_limit() {
         .collect();
     let runs = insert_runs(&batch, 100);
     assert!(runs.len() >= 10, "{} INSERTs", runs.len());
-    let sink = ClickHouseSink::<PlaybackEvent>::new(f.ch.client()).with_max_partitions(100);
+    let sink = ClickHouseSink::<PlaybackEvent>::new(&f.ch).with_max_partitions(100);
     sink.write(&batch).await.unwrap();
     assert_eq!(f.count("").await, 1000);
     // Counted by the server: each run's partitions, as ClickHouse computes them.
@@ -1171,7 +1171,7 @@ async fn ugc_init_upgrades_user_events_of_an_earlier_release() {
             r#"{"filters":{"genre":"drama","year_from":2010,"rating_gte":7.5,"hd":true}}"#.into(),
         ),
     };
-    let sink = ClickHouseSink::<UserEvent>::new(client.clone());
+    let sink = ClickHouseSink::<UserEvent>::new(&ch);
     sink.write(&[Record {
         event,
         partition: 0,

@@ -68,7 +68,7 @@ async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_uni
     let sink = tokio::spawn(consumers::run(
         runtime,
         codec.clone(),
-        ClickHouseSink::<VideoFetched>::new(ch.client()),
+        ClickHouseSink::<VideoFetched>::new(&ch),
         common::shutdown::Shutdown::when(async move {
             let _ = stopped.await;
         }),

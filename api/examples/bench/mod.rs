@@ -81,16 +81,26 @@ pub fn write_section(name: &str, markdown: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The i-th playback event of the sink benches: 10,000 users, 500 movies, occurring now.
+/// Events per millisecond of the benches' event times: the batch endpoint's goal (250,000
+/// events/s), as if the events had come in through it.
+const EVENTS_PER_MS: i64 = 250;
+
+/// The i-th playback event of the sink benches: 10,000 users, 500 movies; the events occurred
+/// one after another, [`EVENTS_PER_MS`] a millisecond, from an hour before the first was made.
+/// (Made as fast as the loop runs, they would all occur in the same few milliseconds: a rate no
+/// source has, and one that depends on the machine.)
 pub fn playback(i: usize) -> schemas::events::PlaybackEvent {
     use schemas::domain::*;
+    static START_MS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let start = *START_MS.get_or_init(|| Timestamp::now().millis() - 3_600_000);
     schemas::events::PlaybackEvent {
         event_id: EventId::new_random(),
         user_id: UserId::from_uuid(uuid::Uuid::from_u128(i as u128 % 10_000)),
         movie_id: MovieId::from_uuid(uuid::Uuid::from_u128(1 + i as u128 % 500)),
         event_type: schemas::events::PlaybackEventType::ALL[i % 5],
         position_ms: PositionMs::parse((i % 7_200_000) as i64).unwrap(),
-        occurred_at: Timestamp::now(),
+        occurred_at: Timestamp::from_millis("occurred_at", start + i as i64 / EVENTS_PER_MS)
+            .expect("an hour ago is a valid time"),
     }
 }
 

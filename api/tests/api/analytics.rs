@@ -27,8 +27,7 @@ struct Seeded {
 
 async fn seeded() -> Seeded {
     let mut settings = test_settings();
-    let (db, admin) = fresh_clickhouse(&settings, "test_analytics").await;
-    let client = admin.clone().with_database(&db);
+    let (db, _admin) = fresh_clickhouse(&settings, "test_analytics").await;
     let user = UserId::from_uuid(uuid::Uuid::new_v4());
     let other = UserId::from_uuid(uuid::Uuid::new_v4());
     let movies: Vec<MovieId> = (0..4)
@@ -43,7 +42,7 @@ async fn seeded() -> Seeded {
         occurred_at: at(t),
     };
     sink_write(
-        &client,
+        &db,
         vec![
             pos(movies[0], 50_000, Some(100_000), 0),
             pos(movies[0], 10_000, Some(100_000), 1_000), // newest for movie 0: 10%, in
@@ -62,7 +61,7 @@ async fn seeded() -> Seeded {
         occurred_at: at(t),
     };
     sink_write(
-        &client,
+        &db,
         vec![
             view(user, movies[0], 100, 0),
             view(user, movies[0], 50, 10),
@@ -82,7 +81,7 @@ async fn seeded() -> Seeded {
         properties_json: None,
     };
     sink_write(
-        &client,
+        &db,
         vec![
             ev("click", 0),
             ev("click", 60_000),

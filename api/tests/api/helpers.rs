@@ -258,7 +258,7 @@ pub async fn fresh_clickhouse(settings: &Settings, prefix: &str) -> (String, cli
 /// Writes `events` through the ClickHouse sink's own writer, `per_insert` to an insert (each one a
 /// part of its own), as records of partition 0 at offsets 0, 1, ...
 pub async fn sink_write<E: consumers::sinks::clickhouse::Table>(
-    client: &clickhouse::Client,
+    db: &str,
     events: Vec<E>,
     per_insert: usize,
 ) {
@@ -272,7 +272,10 @@ pub async fn sink_write<E: consumers::sinks::clickhouse::Table>(
             offset: i as i64,
         })
         .collect();
-    let sink = consumers::sinks::clickhouse::ClickHouseSink::<E>::new(client.clone());
+    let ch = consumers::sinks::clickhouse::ClickHouseConfig::from_env()
+        .unwrap()
+        .with_database(db);
+    let sink = consumers::sinks::clickhouse::ClickHouseSink::<E>::new(&ch);
     for chunk in records.chunks(per_insert) {
         sink.write(chunk).await.unwrap();
     }
@@ -351,9 +354,7 @@ pub fn playback_sink(
     let sink = tokio::spawn(consumers::run(
         runtime,
         codec,
-        consumers::sinks::clickhouse::ClickHouseSink::<schemas::events::PlaybackEvent>::new(
-            ch.client(),
-        ),
+        consumers::sinks::clickhouse::ClickHouseSink::<schemas::events::PlaybackEvent>::new(ch),
         common::shutdown::Shutdown::when(async move {
             let _ = stopped.await;
         }),

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use consumers::sinks::clickhouse::{ClickHouseSink, Table};
+use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink, Table};
 use consumers::{Record, Sink};
 use schemas::domain::*;
 use schemas::events::*;
@@ -22,12 +22,9 @@ fn at(ms: i64) -> Timestamp {
 
 /// Writes `events` through the sink in batches of `per_batch` and returns how many it left out
 /// as already written.
-async fn write<E: Table + Clone>(
-    client: &clickhouse::Client,
-    events: &[E],
-    per_batch: usize,
-) -> usize {
-    let sink = ClickHouseSink::<E>::new(client.clone());
+async fn write<E: Table + Clone>(db: &str, events: &[E], per_batch: usize) -> usize {
+    let ch = ClickHouseConfig::from_env().unwrap().with_database(db);
+    let sink = ClickHouseSink::<E>::new(&ch);
     let records: Vec<Record<E>> = events
         .iter()
         .enumerate()
@@ -57,11 +54,11 @@ impl Events {
     }
 
     /// Writes every event, `per_batch` to a batch; returns the duplicates the sink reported.
-    async fn write(&self, client: &clickhouse::Client, per_batch: usize) -> usize {
-        write(client, &self.viewings, per_batch).await
-            + write(client, &self.positions, per_batch).await
-            + write(client, &self.user_events, per_batch).await
-            + write(client, &self.videos, per_batch).await
+    async fn write(&self, db: &str, per_batch: usize) -> usize {
+        write(db, &self.viewings, per_batch).await
+            + write(db, &self.positions, per_batch).await
+            + write(db, &self.user_events, per_batch).await
+            + write(db, &self.videos, per_batch).await
     }
 
     /// The same events, each twice in a row (a client's retry inside one request).
@@ -181,7 +178,7 @@ async fn resending_1000_written_events_changes_no_answer() {
     assert_eq!(events.len(), 1000);
 
     // The originals, each in a batch with its own resend: half of every batch is left out.
-    assert_eq!(events.doubled().write(&client, 200).await, 1000);
+    assert_eq!(events.doubled().write(&db, 200).await, 1000);
     let now = Timestamp::now().millis();
     let before = answers(&app, &users, &movies, now).await;
     let unchanged = |after: Vec<(String, u16, Value)>| {
@@ -212,9 +209,9 @@ async fn resending_1000_written_events_changes_no_answer() {
     // keeps the latest fetch per video, so writing one again is an idempotent new version, and
     // is not looked up), no answer moves.
     let looked_up = events.len() - events.videos.len();
-    assert_eq!(events.write(&client, 1000).await, looked_up);
+    assert_eq!(events.write(&db, 1000).await, looked_up);
     unchanged(answers(&app, &users, &movies, now).await);
-    assert_eq!(events.write(&client, 7).await, looked_up);
+    assert_eq!(events.write(&db, 7).await, looked_up);
     unchanged(answers(&app, &users, &movies, now).await);
 
     // The raw tables hold each event once without FINAL or a merge.

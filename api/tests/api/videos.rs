@@ -85,7 +85,7 @@ async fn list_search_trending_and_channel_stats() {
             now,
         ),
     ];
-    sink_write(&admin.clone().with_database(&db), videos, usize::MAX).await;
+    sink_write(&db, videos, usize::MAX).await;
     settings.stack.clickhouse_database = db.clone();
     let app = spawn_app_with(settings).await;
     let get = |path: String| {
@@ -249,7 +249,7 @@ async fn search_matches_a_scan_of_the_latest_fetches() {
         }
     }
     // Several parts: versions not merged together.
-    sink_write(&admin.clone().with_database(&db), events, 500).await;
+    sink_write(&db, events, 500).await;
     settings.stack.clickhouse_database = db.clone();
 
     let expected = |q: &str| -> Vec<String> {

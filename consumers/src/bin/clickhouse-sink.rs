@@ -43,8 +43,6 @@ async fn main() -> anyhow::Result<()> {
         bail!("CONSUMER_TOPIC needs exactly one table in CLICKHOUSE_SINKS");
     }
     let ch = ClickHouseConfig::from_env()?;
-    let client = ch.client();
-    let lookup_settings = ch.lookup_settings();
     let max_partitions = common::config::env_parse(
         "CLICKHOUSE_MAX_PARTITIONS_PER_INSERT",
         consumers::sinks::clickhouse::MAX_PARTITIONS_PER_INSERT,
@@ -56,9 +54,8 @@ async fn main() -> anyhow::Result<()> {
         let mut config = base.clone();
         config.group_id = format!("{}.{table}", base.group_id);
         let codec = codec.clone();
-        let client = client.clone();
         let shutdown = shutdown.clone();
-        let sink = (client, max_partitions, lookup_settings.clone());
+        let sink = (ch.clone(), max_partitions);
         match table {
             "playback_events" => tasks.spawn(run::<PlaybackEvent>(config, codec, sink, shutdown)),
             "movie_viewings" => tasks.spawn(run::<MovieViewing>(config, codec, sink, shutdown)),
@@ -77,16 +74,10 @@ async fn main() -> anyhow::Result<()> {
 async fn run<E: Table>(
     config: RuntimeConfig,
     codec: schemas::Codec,
-    (client, max_partitions, lookup_settings): (
-        clickhouse::Client,
-        usize,
-        Vec<(&'static str, String)>,
-    ),
+    (ch, max_partitions): (ClickHouseConfig, usize),
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let sink = ClickHouseSink::<E>::new(client)
-        .with_max_partitions(max_partitions)
-        .with_lookup_settings(lookup_settings);
+    let sink = ClickHouseSink::<E>::new(&ch).with_max_partitions(max_partitions);
     let stats = consumers::run(config, codec, sink, shutdown).await?;
     tracing::info!(table = E::TABLE, ?stats, "sink stopped");
     Ok(())

@@ -1,5 +1,6 @@
 //! The rdkafka consumer the runtime drives, and the rebalance bookkeeping.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
@@ -15,6 +16,9 @@ use super::{RuntimeConfig, RuntimeError};
 #[derive(Clone)]
 pub(crate) struct RebalanceLog {
     revoked: Arc<Mutex<Vec<i32>>>,
+    /// Set after partitions are added to `revoked`: the runtime looks at it for every record, and
+    /// takes the lock only when it is set.
+    any_revoked: Arc<AtomicBool>,
     metrics: SinkMetrics,
 }
 
@@ -22,11 +26,15 @@ impl RebalanceLog {
     pub(crate) fn new(metrics: SinkMetrics) -> Self {
         Self {
             revoked: Arc::default(),
+            any_revoked: Arc::default(),
             metrics,
         }
     }
 
     pub(crate) fn take_revoked(&self) -> Vec<i32> {
+        if !self.any_revoked.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
         std::mem::take(&mut *self.revoked.lock().expect("rebalance lock"))
     }
 }
@@ -47,6 +55,7 @@ impl ConsumerContext for RebalanceLog {
             let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(partitions = ?parts, "partitions revoked; dropping their pending records");
             self.revoked.lock().expect("rebalance lock").extend(parts);
+            self.any_revoked.store(true, Ordering::Release);
         }
     }
 
@@ -81,6 +90,10 @@ pub(crate) fn build_consumer(
             (config.session_timeout_ms / 6).max(100).to_string(),
         )
         .set("fetch.wait.max.ms", "50")
+        // librdkafka stops fetching a partition once its local queue holds `queued.min.messages`
+        // (100,000) and then waits this long before it looks again: with the default of 1 s the
+        // sink drained the queue and sat idle for most of a second every 100,000 records.
+        .set("fetch.queue.backoff.ms", "10")
         .set("enable.partition.eof", "false")
         .set(
             "statistics.interval.ms",

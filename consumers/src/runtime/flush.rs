@@ -1,77 +1,109 @@
-//! Writing one batch: dead letters first, then the rows with permanent refusals isolated, then the
-//! commit. The order is what makes a crash at any point safe: a record's offset is committed only
-//! once it is written or dead-lettered, and a refused record's dead letter is acknowledged before
-//! anything after it is written (so a crash never leaves a written record after an unsent dead
-//! letter whose offset a later commit would pass).
+//! Writing one batch: dead letters first, then the rows with permanent refusals isolated; the
+//! runner commits afterwards. The order is what makes a crash at any point safe: a record's offset
+//! is committed only once it is written or dead-lettered, and a refused record's dead letter is
+//! acknowledged before anything after it is written (so a crash never leaves a written record
+//! after an unsent dead letter whose offset a later commit would pass).
+//!
+//! A batch is written by a task of its own while the runner reads and decodes the next one (one
+//! batch in flight: the next is written only after this one is committed, so batches are written
+//! and committed in order).
 
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::backoff::Backoff;
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use common::shutdown::Shutdown;
 use tracing::Instrument;
 
+use super::dead_letter::DeadLetters;
+use super::metrics::SinkMetrics;
 use super::pending::{DeadLetter, Pending};
-use super::{Runner, Sink, SinkError, Stopped};
+use super::{Sink, SinkError, Stopped};
 
-impl<S: Sink> Runner<S> {
-    /// Writes one batch and commits it. `Err` if shutdown came while it could not be written (then
-    /// nothing of it is committed).
-    pub(super) async fn flush(&mut self, batch: Pending<S::Event>) -> Result<(), Stopped> {
+/// What writing a batch needs, shared with the task that writes it.
+pub(super) struct Writer<S> {
+    pub sink: S,
+    pub dead_letters: DeadLetters,
+    pub metrics: SinkMetrics,
+    pub shutdown: Shutdown,
+    /// How long a batch may still take once shutdown fired (`SHUTDOWN_FLUSH_TIMEOUT`).
+    pub final_flush_timeout: Duration,
+}
+
+/// A batch written (or dead-lettered), ready to be committed.
+pub(super) struct Written<E> {
+    pub batch: Pending<E>,
+    pub refused: usize,
+    pub duplicates: usize,
+    pub started: Instant,
+}
+
+impl<S: Sink> Writer<S> {
+    /// Writes one batch. `Err` if shutdown came while it could not be written (then nothing of it
+    /// may be committed).
+    pub(super) async fn write(
+        self: Arc<Self>,
+        batch: Pending<S::Event>,
+    ) -> Result<Written<S::Event>, Stopped> {
         let span = tracing::info_span!("batch", sink = self.sink.name(), rows = batch.events.len());
-        let done = async {
+        async {
             let started = Instant::now();
-            let mut dead = batch.dead.len() as u64;
-            self.send_dead(&batch.dead).await?;
-            let (refused, duplicates) = self.write_isolating(&batch).await?;
-            dead += refused as u64;
-            self.resume();
-            let mut tpl = TopicPartitionList::new();
-            for (p, next) in &batch.next_offsets {
-                let _ = tpl.add_partition_offset(&self.topic, *p, Offset::Offset(*next));
-            }
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-                // Written and dead-lettered: a lost commit only means they are read again (and
-                // left out by the sink, which already has them).
-                tracing::warn!(error = %e, "offset commit failed");
-            }
-            let written = (batch.events.len() - refused - duplicates) as u64;
-            self.stats.written.fetch_add(written, Ordering::Relaxed);
-            self.stats
-                .duplicates
-                .fetch_add(duplicates as u64, Ordering::Relaxed);
-            self.metrics.duplicates.inc_by(duplicates as u64);
-            self.stats.dead_lettered.fetch_add(dead, Ordering::Relaxed);
-            self.stats.batches.fetch_add(1, Ordering::Relaxed);
-            self.metrics.written.inc_by(written);
-            self.metrics.dead_lettered.inc_by(dead);
-            if let Some(first) = batch.started {
-                self.metrics
-                    .batch_seconds
-                    .observe(first.elapsed().as_secs_f64());
-            }
-            tracing::debug!(
-                written,
+            let mut deadline = None;
+            self.send_dead(&batch.dead, &mut deadline).await?;
+            let (refused, duplicates) = self.write_isolating(&batch, &mut deadline).await?;
+            Ok(Written {
+                batch,
+                refused,
                 duplicates,
-                dead,
-                ms = started.elapsed().as_millis() as u64,
-                "batch committed"
-            );
-            Ok(())
-        };
-        done.instrument(span).await
+                started,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Sleeps `delay` before a retry. `Err` once shutdown fired and `final_flush_timeout` has
+    /// passed since this batch first noticed it.
+    async fn backoff(
+        &self,
+        delay: Duration,
+        deadline: &mut Option<Instant>,
+    ) -> Result<(), Stopped> {
+        let until = Instant::now() + delay;
+        loop {
+            if self.shutdown.is_triggered() {
+                let timeout = self.final_flush_timeout;
+                let at = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                if Instant::now() >= at {
+                    return Err(Stopped);
+                }
+            }
+            let wake = deadline.map_or(until, |d| d.min(until));
+            tokio::select! {
+                biased;
+                _ = self.shutdown.wait(), if !self.shutdown.is_triggered() => {}
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    if Instant::now() >= until {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     /// Sends dead letters and waits for every acknowledgement, retrying while the broker refuses.
-    async fn send_dead(&mut self, dead: &[DeadLetter]) -> Result<(), Stopped> {
+    async fn send_dead(
+        &self,
+        dead: &[DeadLetter],
+        deadline: &mut Option<Instant>,
+    ) -> Result<(), Stopped> {
         if dead.is_empty() {
             return Ok(());
         }
         let mut backoff = Backoff::default();
         while let Err(e) = self.dead_letters.send_all(dead).await {
             tracing::warn!(error = %e, "dead-letter write failed; retrying");
-            self.wait(backoff.next_delay(), true).await?;
+            self.backoff(backoff.next_delay(), deadline).await?;
         }
         Ok(())
     }
@@ -81,8 +113,9 @@ impl<S: Sink> Runner<S> {
     /// dead-lettered before anything after them is written. Returns how many were refused and how
     /// many the sink left out as already written.
     async fn write_isolating(
-        &mut self,
+        &self,
         batch: &Pending<S::Event>,
+        deadline: &mut Option<Instant>,
     ) -> Result<(usize, usize), Stopped> {
         let (mut refused, mut duplicates) = (0, 0);
         // Slices still to write, the next on top.
@@ -102,11 +135,11 @@ impl<S: Sink> Runner<S> {
                     Err(SinkError::Transient(e)) => {
                         tracing::warn!(error = %e, rows = range.len(), "write failed; retrying");
                         self.metrics.retries.inc();
-                        self.wait(backoff.next_delay(), true).await?;
+                        self.backoff(backoff.next_delay(), deadline).await?;
                     }
                     Err(SinkError::Permanent(e)) if range.len() == 1 => {
                         let i = range.start;
-                        self.refuse(batch, &[(i, e)]).await?;
+                        self.refuse(batch, &[(i, e)], deadline).await?;
                         refused += 1;
                         break;
                     }
@@ -124,7 +157,7 @@ impl<S: Sink> Runner<S> {
                             .map(|(i, reason)| (range.start + i, reason))
                             .collect();
                         refused += items.len();
-                        self.refuse(batch, &items).await?;
+                        self.refuse(batch, &items, deadline).await?;
                         break;
                     }
                 }
@@ -135,9 +168,10 @@ impl<S: Sink> Runner<S> {
 
     /// Dead-letters records the sink refused, with its reason, and waits for the acknowledgement.
     async fn refuse(
-        &mut self,
+        &self,
         batch: &Pending<S::Event>,
         items: &[(usize, String)],
+        deadline: &mut Option<Instant>,
     ) -> Result<(), Stopped> {
         let dead: Vec<DeadLetter> = items
             .iter()
@@ -146,6 +180,6 @@ impl<S: Sink> Runner<S> {
                 error: format!("{}: {reason}", self.sink.name()),
             })
             .collect();
-        self.send_dead(&dead).await
+        self.send_dead(&dead, deadline).await
     }
 }

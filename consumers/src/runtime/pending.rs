@@ -2,7 +2,6 @@
 //! dead letter should the sink refuse one, whatever the source topic's retention does later), the
 //! dead letters found while decoding, and the offsets to commit.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use rdkafka::message::{Message, OwnedMessage};
@@ -23,8 +22,9 @@ pub(crate) struct Pending<E> {
     /// Records refused before the sink saw them (undecodable, outside the time bounds).
     pub dead: Vec<DeadLetter>,
     pub bytes: usize,
-    /// The next offset to commit per partition: after the last record accounted for in this batch.
-    pub next_offsets: HashMap<i32, i64>,
+    /// The next offset to commit per partition: after the last record accounted for in this batch
+    /// (a few partitions: a list is quicker than a map).
+    pub next_offsets: Vec<(i32, i64)>,
     pub started: Option<Instant>,
 }
 
@@ -35,7 +35,7 @@ impl<E> Pending<E> {
             sources: Vec::new(),
             dead: Vec::new(),
             bytes: 0,
-            next_offsets: HashMap::new(),
+            next_offsets: Vec::new(),
             started: None,
         }
     }
@@ -49,7 +49,10 @@ impl<E> Pending<E> {
     pub fn note(&mut self, partition: i32, offset: i64, bytes: usize) {
         self.started.get_or_insert_with(Instant::now);
         self.bytes += bytes;
-        self.next_offsets.insert(partition, offset + 1);
+        match self.next_offsets.iter_mut().find(|(p, _)| *p == partition) {
+            Some((_, next)) => *next = offset + 1,
+            None => self.next_offsets.push((partition, offset + 1)),
+        }
     }
 
     /// Forgets everything from partitions this consumer no longer owns.
@@ -68,7 +71,7 @@ impl<E> Pending<E> {
         self.sources.retain(|_| *k.next().expect("aligned"));
         self.dead
             .retain(|d| !revoked.contains(&d.source.partition()));
-        self.next_offsets.retain(|p, _| !revoked.contains(p));
+        self.next_offsets.retain(|(p, _)| !revoked.contains(p));
         if self.is_empty() {
             self.started = None;
         }

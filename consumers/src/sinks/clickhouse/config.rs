@@ -4,6 +4,7 @@ use clickhouse::Client;
 use common::config::ConfigError;
 
 use super::cluster;
+use super::lookup::Lookups;
 
 /// Where the sink writes. From `CLICKHOUSE_URL`, `CLICKHOUSE_DATABASE`, `CLICKHOUSE_USER`,
 /// `CLICKHOUSE_PASSWORD`, `CLICKHOUSE_CLUSTER`, `CLICKHOUSE_MAX_REPLICA_DELAY`.
@@ -122,6 +123,22 @@ impl ClickHouseConfig {
                 ),
             ],
         }
+    }
+
+    /// The sink's `event_ids` lookups, with [`ClickHouseConfig::lookup_settings`] (and on a
+    /// cluster, the client's replica order).
+    pub(super) fn lookups(&self) -> Lookups {
+        let mut settings = self.lookup_settings();
+        if self.cluster.is_some() {
+            settings.push(("load_balancing", "in_order".into()));
+        }
+        Lookups::new(
+            &self.url,
+            &self.user,
+            &self.password,
+            &self.database,
+            settings,
+        )
     }
 
     /// Every DDL statement of the sink's tables for this database: schema.sql as it is, or its

@@ -8,6 +8,7 @@
 
 pub mod cluster;
 mod config;
+mod lookup;
 mod rows;
 mod service;
 mod sink;

@@ -3,26 +3,18 @@ use std::collections::{BTreeSet, HashSet};
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use clickhouse::{Client, Row};
-use futures::{StreamExt, TryStreamExt};
-use serde::Deserialize;
+use clickhouse::Client;
 use uuid::Uuid;
 
+use super::lookup::Lookups;
 use super::rows::Table;
 use super::service::classify;
+use super::ClickHouseConfig;
 use crate::{Record, Sink, SinkError, Written};
 
 /// Current ClickHouse refuses an INSERT whose rows span more partitions than
 /// `max_partitions_per_insert_block` (default 100): `CLICKHOUSE_MAX_PARTITIONS_PER_INSERT`.
 pub const MAX_PARTITIONS_PER_INSERT: usize = 100;
-
-/// Events looked up in `event_ids` per query: the query carries their times and ids as text
-/// (about 60 bytes each), well under the server's `max_query_size` (256 KiB by default).
-pub const LOOKUP_CHUNK: usize = 2_000;
-/// Lookups of one batch in flight at once.
-const LOOKUPS_AT_ONCE: usize = 4;
-/// A chunk whose events occurred within this span is looked up by time range, not by each time.
-const SHORT_SPAN_MS: u64 = 600_000;
 
 /// Inserts batches of `E` into `E::TABLE`, each event once: the batch's events already in
 /// `event_ids` (and repeats within the batch) are left out, the rest inserted as one RowBinary
@@ -33,31 +25,25 @@ pub struct ClickHouseSink<E> {
     client: Client,
     max_partitions: usize,
     lookup: bool,
-    /// Settings sent with each lookup ([`super::ClickHouseConfig::lookup_settings`]).
-    lookup_settings: Vec<(&'static str, String)>,
+    lookups: Lookups,
     _event: PhantomData<fn() -> E>,
 }
 
 impl<E: Table> ClickHouseSink<E> {
-    pub fn new(client: Client) -> Self {
+    /// A sink writing where `config` says, through its client ([`ClickHouseConfig::client`]),
+    /// looking resends up with its lookup settings ([`ClickHouseConfig::lookup_settings`]).
+    pub fn new(config: &ClickHouseConfig) -> Self {
         Self {
-            client,
+            client: config.client(),
             max_partitions: MAX_PARTITIONS_PER_INSERT,
             lookup: true,
-            lookup_settings: Vec::new(),
+            lookups: config.lookups(),
             _event: PhantomData,
         }
     }
 
     pub fn with_max_partitions(mut self, max_partitions: usize) -> Self {
         self.max_partitions = max_partitions;
-        self
-    }
-
-    /// Sends these settings with every `event_ids` lookup (on a cluster: which replicas may
-    /// answer).
-    pub fn with_lookup_settings(mut self, settings: Vec<(&'static str, String)>) -> Self {
-        self.lookup_settings = settings;
         self
     }
 
@@ -120,14 +106,6 @@ pub fn insert_runs<E: Table, R: Borrow<Record<E>>>(batch: &[R], max: usize) -> V
     runs
 }
 
-/// One row of `event_ids` as a lookup returns it.
-#[derive(Row, Deserialize)]
-struct Seen {
-    occurred_at_ms: u64,
-    #[serde(with = "clickhouse::serde::uuid")]
-    event_id: Uuid,
-}
-
 impl<E: Table> ClickHouseSink<E> {
     /// The batch without the events `E::TABLE` already has and without repeats of an earlier
     /// record of the batch. An event is its (occurred_at, event_id): what a resend repeats.
@@ -143,64 +121,15 @@ impl<E: Table> ClickHouseSink<E> {
         if !E::DEDUPLICATED || !self.lookup {
             return Ok(fresh);
         }
-        // Looked up in time order, so each chunk covers a short span of the table (a live batch:
-        // its last granules), a few chunks at a time.
+        // Looked up in time order, so each query covers a short span of the table (a live
+        // batch: its last granules).
         let mut keys: Vec<(u64, Uuid)> = fresh.iter().map(|r| key(r)).collect();
         keys.sort_unstable();
-        let mut lookups = Vec::new();
-        for chunk in keys.chunks(LOOKUP_CHUNK) {
-            lookups.push(self.lookup_chunk(chunk));
-        }
-        let found: Vec<Vec<Seen>> = futures::stream::iter(lookups)
-            .buffer_unordered(LOOKUPS_AT_ONCE)
-            .try_collect()
-            .await?;
-        let seen: HashSet<(u64, Uuid)> = found
-            .into_iter()
-            .flatten()
-            .map(|s| (s.occurred_at_ms, s.event_id))
-            .collect();
+        let seen = self.lookups.seen(E::TABLE, &keys).await?;
         Ok(fresh
             .into_iter()
             .filter(|r| !seen.contains(&key(r)))
             .collect())
-    }
-}
-
-impl<E: Table> ClickHouseSink<E> {
-    /// The rows of `event_ids` among these (time, id) keys, sorted by time.
-    async fn lookup_chunk(&self, keys: &[(u64, Uuid)]) -> Result<Vec<Seen>, SinkError> {
-        let (first, last) = (keys[0].0, keys[keys.len() - 1].0);
-        let ids: Vec<String> = keys.iter().map(|k| k.1.to_string()).collect();
-        // The month bounds let the server skip other partitions; the times pick the granules
-        // (the table is ordered by stream, time, id): a short span as a range, a long one (a
-        // backlog with stragglers) as the exact set; the ids pick the rows.
-        let times = if last - first <= SHORT_SPAN_MS {
-            "occurred_at_ms BETWEEN ? AND ?"
-        } else {
-            "occurred_at_ms IN (SELECT arrayJoin(?))"
-        };
-        let mut query = self
-            .client
-            .query(&format!(
-                "SELECT occurred_at_ms, event_id FROM event_ids \
-                 WHERE stream = ? AND occurred_at >= toDateTime(?) AND occurred_at <= toDateTime(?) \
-                   AND {times} AND event_id IN (SELECT toUUID(arrayJoin(?)))"
-            ))
-            .bind(E::TABLE)
-            .bind(first / 1000)
-            .bind(last / 1000);
-        for (name, value) in &self.lookup_settings {
-            query = query.with_setting(*name, value.clone());
-        }
-        query = if last - first <= SHORT_SPAN_MS {
-            query.bind(first).bind(last)
-        } else {
-            let mut set: Vec<u64> = keys.iter().map(|k| k.0).collect();
-            set.dedup();
-            query.bind(set)
-        };
-        query.bind(ids).fetch_all().await.map_err(classify)
     }
 }
 
