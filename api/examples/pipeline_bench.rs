@@ -1,7 +1,7 @@
-//! `make bench`, part two (after the API load test): the ClickHouse sink's throughput against the
-//! clickhouse crate's raw insert rate, ClickHouse's own Kafka engine where it can run, and the
-//! end-to-end latency from the API's 202 to the row being queryable, and the analytics reads over
-//! 10M events. Writes its section of docs/benchmarks.md (see scripts/bench.sh).
+//! `make bench`, part two (after the API load test): the end-to-end latency from the API's 202 to
+//! the row being queryable in ClickHouse, and the analytics reads over 10M events (the sink's
+//! throughput beside its limits is sink_bench's). Writes its section of docs/benchmarks.md (see
+//! scripts/bench.sh).
 //!
 //!     cargo run --release --example pipeline_bench   (with `make services` running)
 
@@ -10,18 +10,15 @@ use std::time::{Duration, Instant};
 
 use consumers::sinks::clickhouse::{migrations, ClickHouseConfig, ClickHouseSink, Table};
 use consumers::RuntimeConfig;
-use producers::admin::{ensure_topics, TopicSpec};
-use producers::{ProducerConfig, RawProducer};
 use schemas::domain::*;
 use schemas::events::PlaybackEvent;
 use schemas::Codec;
 
 mod bench;
-use bench::{drain, percentile, start_api, time_reads, write_section, PathFor};
+use bench::{percentile, start_api, time_reads, write_section, PathFor};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n = bench::sink_events();
     let stack = common::config::StackConfig::from_env();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let db = format!("bench_{id}");
@@ -33,78 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let client = ch.client();
     let codec = Codec::new(&stack.schema_registry_url)?;
 
-    // 1. The sink: N events already on a 6-partition topic, drained by one sink process.
-    let topic = format!("bench-playback-{id}");
-    ensure_topics(&stack.kafka_brokers, &[TopicSpec::new(&topic, 6)]).await?;
-    let producer = RawProducer::new(&ProducerConfig::from_env(&stack.kafka_brokers)?)?;
-    let events: Vec<PlaybackEvent> = (0..n).map(bench::playback).collect();
-    bench::seed(&codec, &producer, &topic, &events).await?;
-    let mut runtime = RuntimeConfig::from_env("bench")?;
-    runtime.group_id = format!("bench-{id}");
-    runtime.topic = Some(topic.clone());
-    runtime.max_rows = 50_000;
-    let sink = ClickHouseSink::<PlaybackEvent>::new(&ch);
-    let sink_rate = drain(&client, runtime.clone(), &codec, sink, n).await?;
-    eprintln!("[bench] sink: {sink_rate:.0} rows/s");
-
-    // 1b. The same without the resend lookups (`event_ids`), from a fresh group and empty tables.
-    for table in ["playback_events", "event_ids"] {
-        client
-            .query(&format!("TRUNCATE TABLE {table}"))
-            .execute()
-            .await?;
-    }
-    runtime.group_id = format!("bench-{id}-nolookup");
-    let sink = ClickHouseSink::<PlaybackEvent>::new(&ch).without_lookups();
-    let unchecked_rate = drain(&client, runtime, &codec, sink, n).await?;
-    eprintln!("[bench] sink without the resend lookups: {unchecked_rate:.0} rows/s");
-
-    // 2. The raw insert rate of the same rows with the clickhouse crate (the ceiling).
-    for table in ["playback_events", "event_ids"] {
-        client
-            .query(&format!("TRUNCATE TABLE {table}"))
-            .execute()
-            .await?;
-    }
-    let raw_rate = bench::raw_insert(&client, &events).await?;
-    eprintln!("[bench] raw insert: {raw_rate:.0} rows/s");
-
-    // 3. ClickHouse's own Kafka engine on a JSON copy of a topic (18.16 has no AvroConfluent format).
-    let kafka_engine = admin
-        .query(&format!(
-            "CREATE TABLE {db}.kafka_probe (x String) ENGINE = Kafka('{}', 'bench-kafka-probe-{id}', 'probe-{id}', 'JSONEachRow')",
-            stack.kafka_brokers
-        ))
-        .execute()
-        .await;
-    let kafka_engine = match kafka_engine {
-        Err(e) => format!("could not be created: {e}"),
-        Ok(()) => {
-            let probe = format!("bench-kafka-probe-{id}");
-            ensure_topics(&stack.kafka_brokers, &[TopicSpec::new(&probe, 1)]).await?;
-            for i in 0..100 {
-                producer
-                    .send(
-                        &probe,
-                        None,
-                        Some(format!("{{\"x\":\"{i}\"}}").as_bytes()),
-                        &[],
-                    )
-                    .await?;
-            }
-            let mut got = 0usize;
-            for _ in 0..5 {
-                got += admin
-                    .query(&format!("SELECT count() FROM {db}.kafka_probe"))
-                    .fetch_one::<u64>()
-                    .await
-                    .unwrap_or(0) as usize;
-            }
-            format!("read {got} of 100 JSON records from the local broker in 5 attempts")
-        }
-    };
-
-    // 4. End to end: POST -> 202 -> sink -> queryable, at a steady ~500 events/s.
+    // End to end: POST -> 202 -> sink -> queryable, at a steady ~500 events/s.
     let (base, stop_api) = start_api(|s| s.stack.clickhouse_database = db.clone()).await?;
     client
         .query("TRUNCATE TABLE playback_events")
@@ -219,26 +145,14 @@ async fn main() -> anyhow::Result<()> {
 
     let _ = admin.query(&format!("DROP DATABASE {db}")).execute().await;
     let md = format!(
-        "\n## ClickHouse sink\n\n\
+        "\n## ClickHouse end to end\n\n\
 | what | result | goal |\n|---|---|---|\n\
-| sink throughput, {n} playback events already on a 6-partition topic, one sink process (decode Avro through the registry, batch 50,000, insert, commit) | {sink:.0} rows/s | >= 2x ClickHouse's Kafka engine |\n\
-| the clickhouse crate inserting the same rows directly (RowBinary, 50,000 per INSERT): the ceiling | {raw:.0} rows/s | |\n\
-| sink / raw insert | {ratio:.2} | |\n\
-| the same sink without the resend lookups in `event_ids` (what they cost; resends would then count twice) | {unchecked:.0} rows/s | |\n\
-| ClickHouse 18.16's Kafka engine on the same broker | {kafka_engine} | |\n\
 | end to end, API 202 -> row queryable in ClickHouse ({seen} of {total} events at ~500/s): p50 / p99 / max | {p50:.0} / {p99:.0} / {max:.0} ms | p99 < 2,000 ms |\n\n\
-The Kafka engine cannot be the comparison here: Debian's ClickHouse 18.16 links Debian's librdkafka 2.0.2, which fails \
-the handshake with the local Tansu broker, and 18.16 has no `AvroConfluent` input format, so it \
-could not read our topics even from a real Kafka. The sink is compared with the raw insert rate instead.\n\n\
-Command: `cargo run --release -p api --example pipeline_bench` (BENCH_SINK_EVENTS={n}).\n\n\
+Command: `cargo run --release -p api --example pipeline_bench`.\n\n\
 ## Analytics reads\n\n\
 {analytics_n} events seeded straight into ClickHouse ({seed_secs:.0} s): 40 % watch time, 30 % positions, \
 30 % generic events, over 30 days, 10,000 users, 500 movies. 100 sequential requests per endpoint through the API.\n\n\
 | endpoint | p50 / p99 | goal |\n|---|---|---|\n{rows_md}",
-        sink = sink_rate,
-        raw = raw_rate,
-        ratio = sink_rate / raw_rate,
-        unchecked = unchecked_rate,
         seen = latencies.len(),
         p50 = percentile(&latencies, 0.5),
         p99 = percentile(&latencies, 0.99),

@@ -3,8 +3,10 @@
 //!
 //! * consume ceiling: an rdkafka consumer alone reading every record of the topic;
 //! * decode ceiling: the codec decoding every payload on one core;
-//! * the sink: `clickhouse-sink`'s runtime from its first record to the last row written;
-//! * raw insert: the clickhouse crate inserting the same rows in batches of 50,000.
+//! * the sink: `clickhouse-sink`'s runtime from the first record it consumed to its last commit,
+//!   and the same without the resend lookups;
+//! * raw insert: the clickhouse crate inserting the same rows in batches of 50,000;
+//! * the Python peer (scripts/bench/python_peer.py) over the same topic into the same table.
 //!
 //!     BENCH_SINK_EVENTS=500000 cargo run --release --example sink_bench   (with `make services`)
 
@@ -91,6 +93,21 @@ async fn main() -> anyhow::Result<()> {
     let sink_rate = bench::drain(&client, runtime, &codec, sink, n).await?;
     eprintln!("[bench] sink: {sink_rate:.0} rows/s");
 
+    // The same without the resend lookups: what they cost (a fresh group, emptied tables).
+    for table in ["playback_events", "event_ids"] {
+        client
+            .query(&format!("TRUNCATE TABLE {table}"))
+            .execute()
+            .await?;
+    }
+    let mut runtime = RuntimeConfig::from_env("bench")?;
+    runtime.group_id = format!("bench-sink-{id}-nolookup");
+    runtime.topic = Some(topic.clone());
+    runtime.max_rows = 50_000;
+    let sink = ClickHouseSink::<PlaybackEvent>::new(&ch).without_lookups();
+    let unchecked_rate = bench::drain(&client, runtime, &codec, sink, n).await?;
+    eprintln!("[bench] sink without the resend lookups: {unchecked_rate:.0} rows/s");
+
     // Raw insert of the same rows.
     client
         .query("TRUNCATE TABLE playback_events")
@@ -98,12 +115,14 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let raw_rate = bench::raw_insert(&client, &events).await?;
     eprintln!("[bench] raw insert: {raw_rate:.0} rows/s");
-    eprintln!(
-        "[bench] sink / raw insert {:.2}; sink / consume ceiling {:.2}; sink / decode ceiling {:.2}",
-        sink_rate / raw_rate,
-        sink_rate / consume_rate,
-        sink_rate / decode_rate
-    );
+    // What a user would run instead: the Python consumer of scripts/bench/python_peer.py, on the
+    // same topic into the same (emptied) table.
+    client
+        .query("TRUNCATE TABLE playback_events")
+        .execute()
+        .await?;
+    let peer_rate = python_peer(&topic, &ch.database, n)?;
+    eprintln!("[bench] python peer: {peer_rate:.0} rows/s");
     admin
         .query(&format!("DROP DATABASE {}", ch.database))
         .execute()
@@ -116,11 +135,39 @@ async fn main() -> anyhow::Result<()> {
          | consume ceiling: an rdkafka consumer alone (assigned, no group), first record to last | {consume_rate:.0} records/s | {:.2} |\n\
          | decode ceiling: the codec decoding every payload, one core | {decode_rate:.0} records/s | {:.2} |\n\
          | raw insert: the clickhouse crate, the same rows, batches of 50,000 (the table and its views) | {raw_rate:.0} rows/s | {:.2} |\n\
-         | **the sink**: consume, decode, look up resends, insert, commit; first row to last | **{sink_rate:.0} rows/s** | |\n",
+         | Python peer: confluent-kafka + fastavro + clickhouse-driver, batches of 50,000, first record consumed to last commit | {peer_rate:.0} rows/s | {:.2} |\n\
+         | **the sink**: consume, decode, look up resends, insert, commit; first record consumed to last commit | **{sink_rate:.0} rows/s** | |\n\
+         | the sink without the resend lookups in `event_ids` (what they cost; resends would then count twice) | {unchecked_rate:.0} rows/s | {:.2} |\n",
         sink_rate / consume_rate,
         sink_rate / decode_rate,
         sink_rate / raw_rate,
+        sink_rate / peer_rate,
+        sink_rate / unchecked_rate,
     );
     bench::write_section("21-sink-limits", &md)?;
     Ok(())
+}
+
+/// Runs scripts/bench/python_peer.py (with the project venv's Python) over `topic` into `database`;
+/// its rows/s.
+fn python_peer(topic: &str, database: &str, n: usize) -> anyhow::Result<f64> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let venv = std::env::var("VENV").unwrap_or_else(|_| root.join(".venv").display().to_string());
+    let out = std::process::Command::new(format!("{venv}/bin/python"))
+        .arg(root.join("scripts/bench/python_peer.py"))
+        .args([
+            "--topic",
+            topic,
+            "--database",
+            database,
+            "--events",
+            &n.to_string(),
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    anyhow::ensure!(out.status.success(), "python_peer.py failed");
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    result["rows_per_second"]
+        .as_f64()
+        .ok_or_else(|| anyhow::anyhow!("python_peer.py printed {result}"))
 }

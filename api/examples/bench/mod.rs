@@ -135,8 +135,8 @@ async fn playback_rows(client: &clickhouse::Client) -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs `sink` until `n` rows are in `playback_events`; rows/s from the first row (group joined)
-/// to the last.
+/// Runs `sink` until `n` rows are in `playback_events`; rows/s from the first record the runtime
+/// consumed to its last commit of offsets.
 pub async fn drain(
     client: &clickhouse::Client,
     runtime: consumers::RuntimeConfig,
@@ -153,18 +153,18 @@ pub async fn drain(
             let _ = stopped.await;
         }),
     ));
-    while playback_rows(client).await == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let started = Instant::now();
-    let first = playback_rows(client).await as usize;
     while (playback_rows(client).await as usize) < n {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let rate = (n - first) as f64 / started.elapsed().as_secs_f64();
     let _ = stop.send(());
-    task.await??;
-    Ok(rate)
+    let stats = task.await??;
+    let first = *stats.first_consumed.get().expect("records consumed");
+    let last = stats
+        .last_commit
+        .lock()
+        .expect("stats lock")
+        .expect("offsets committed");
+    Ok(n as f64 / (last - first).as_secs_f64())
 }
 
 /// The clickhouse crate inserting the rows of `events` into `playback_events`, 50,000 per INSERT:

@@ -85,6 +85,7 @@ impl<S: Sink> Runner<S> {
                 tracing::warn!(error = %e, "offset commit failed");
             }
         }
+        *self.stats.last_commit.lock().expect("stats lock") = Some(std::time::Instant::now());
         let dead = (batch.dead.len() + done.refused) as u64;
         let written = (batch.events.len() - done.refused - done.duplicates) as u64;
         self.stats.written.fetch_add(written, Ordering::Relaxed);

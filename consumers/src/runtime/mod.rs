@@ -236,6 +236,7 @@ impl<S: Sink> Runner<S> {
         pending: &mut Pending<S::Event>,
     ) -> Result<(), Stopped> {
         self.stats.consumed.fetch_add(1, Ordering::Relaxed);
+        self.stats.first_consumed.get_or_init(Instant::now);
         self.metrics.consumed.inc();
         let payload = msg.payload().unwrap_or_default();
         let mut backoff = Backoff::default();

@@ -2,7 +2,8 @@
 
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use schemas::domain::TimeBounds;
 use schemas::Event;
@@ -140,6 +141,10 @@ pub struct Stats {
     /// Records the sink left out because it already had them (see [`Written`]).
     pub duplicates: AtomicU64,
     pub batches: AtomicU64,
+    /// When the first record was taken (benches time the runtime from here)...
+    pub first_consumed: OnceLock<Instant>,
+    /// ... to the last commit of offsets.
+    pub last_commit: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, thiserror::Error)]
