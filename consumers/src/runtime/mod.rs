@@ -188,8 +188,11 @@ impl<S: Sink> Runner<S> {
             self.complete(task.await, rows)?;
         }
         if !self.shutdown.is_triggered() {
-            if let Some(Ok(msg)) = self.consumer.recv().now_or_never() {
-                return Ok(Some(msg.detach()));
+            match self.consumer.recv().now_or_never() {
+                Some(Ok(msg)) => return Ok(Some(msg.detach())),
+                // Said as the wait below says it, not dropped unseen.
+                Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
+                None => {}
             }
         }
         let deadline = pending
