@@ -5,6 +5,10 @@
 //!
 //!     cargo run --release --example pipeline_bench   (with `make services` running)
 
+// The allocator of the binaries it measures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 

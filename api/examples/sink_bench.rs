@@ -10,6 +10,10 @@
 //!
 //!     BENCH_SINK_EVENTS=500000 cargo run --release --example sink_bench   (with `make services`)
 
+// The allocator of the binaries it measures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink};
@@ -90,7 +94,9 @@ async fn main() -> anyhow::Result<()> {
     runtime.topic = Some(topic.clone());
     runtime.max_rows = 50_000;
     let sink = ClickHouseSink::<PlaybackEvent>::new(&ch);
+    let before = bench::Cpu::now();
     let sink_rate = bench::drain(&client, runtime, &codec, sink, n).await?;
+    let sink_cpu = bench::Cpu::now().per_row_since(&before, n);
     eprintln!("[bench] sink: {sink_rate:.0} rows/s");
 
     // The same without the resend lookups: what they cost (a fresh group, emptied tables).
@@ -105,7 +111,9 @@ async fn main() -> anyhow::Result<()> {
     runtime.topic = Some(topic.clone());
     runtime.max_rows = 50_000;
     let sink = ClickHouseSink::<PlaybackEvent>::new(&ch).without_lookups();
+    let before = bench::Cpu::now();
     let unchecked_rate = bench::drain(&client, runtime, &codec, sink, n).await?;
+    let unchecked_cpu = bench::Cpu::now().per_row_since(&before, n);
     eprintln!("[bench] sink without the resend lookups: {unchecked_rate:.0} rows/s");
 
     // Raw insert of the same rows.
@@ -113,7 +121,9 @@ async fn main() -> anyhow::Result<()> {
         .query("TRUNCATE TABLE playback_events")
         .execute()
         .await?;
+    let before = bench::Cpu::now();
     let raw_rate = bench::raw_insert(&client, &events).await?;
+    let raw_cpu = bench::Cpu::now().per_row_since(&before, n);
     eprintln!("[bench] raw insert: {raw_rate:.0} rows/s");
     // What a user would run instead: the Python consumer of scripts/bench/python_peer.py, on the
     // same topic into the same (emptied) table.
@@ -121,12 +131,23 @@ async fn main() -> anyhow::Result<()> {
         .query("TRUNCATE TABLE playback_events")
         .execute()
         .await?;
-    let peer_rate = python_peer(&topic, &ch.database, n)?;
+    let before = bench::Cpu::now();
+    let (peer_rate, peer_cpu_seconds) = python_peer(&topic, &ch.database, n)?;
+    let mut peer_cpu = bench::Cpu::now().per_row_since(&before, n);
+    peer_cpu.0 = peer_cpu_seconds * 1e6 / n as f64;
     eprintln!("[bench] python peer: {peer_rate:.0} rows/s");
     admin
         .query(&format!("DROP DATABASE {}", ch.database))
         .execute()
         .await?;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
+    let cpu_row = |what: &str, (this, ch, broker): (f64, f64, f64), rate: f64| {
+        let total = this + ch + broker;
+        format!(
+            "| {what} | {this:.2} | {ch:.2} | {broker:.2} | {total:.2} | {:.0} rows/s | {rate:.0} rows/s |\n",
+            cores * 1e6 / total
+        )
+    };
     let md = format!(
         "## ClickHouse sink beside its limits\n\n\
          {n} playback events on a 6-partition topic, all measured in this run \
@@ -137,20 +158,31 @@ async fn main() -> anyhow::Result<()> {
          | raw insert: the clickhouse crate, the same rows, batches of 50,000 (the table and its views) | {raw_rate:.0} rows/s | {:.2} |\n\
          | Python peer: confluent-kafka + fastavro + clickhouse-driver, batches of 50,000, first record consumed to last commit | {peer_rate:.0} rows/s | {:.2} |\n\
          | **the sink**: consume, decode, look up resends, insert, commit; first record consumed to last commit | **{sink_rate:.0} rows/s** | |\n\
-         | the sink without the resend lookups in `event_ids` (what they cost; resends would then count twice) | {unchecked_rate:.0} rows/s | {:.2} |\n",
+         | the sink without the resend lookups in `event_ids` (what they cost; resends would then count twice) | {unchecked_rate:.0} rows/s | {:.2} |\n\n\
+         CPU time per row in the same runs, microseconds (user + system, from /proc; the client is \
+         this bench process for the sink and the raw insert, the Python process for the peer; the \
+         sink's windows include the bench's `count()` polls every 20 ms). \
+         \"cores / total\" is the rate at which that work would keep all {cores:.0} cores of this \
+         machine busy:\n\n\
+         | run | client | ClickHouse | broker | total | cores / total | measured |\n|---|---|---|---|---|---|---|\n\
+         {}{}{}{}",
         sink_rate / consume_rate,
         sink_rate / decode_rate,
         sink_rate / raw_rate,
         sink_rate / peer_rate,
         sink_rate / unchecked_rate,
+        cpu_row("the sink", sink_cpu, sink_rate),
+        cpu_row("the sink without lookups", unchecked_cpu, unchecked_rate),
+        cpu_row("raw insert (reads nothing from the broker)", raw_cpu, raw_rate),
+        cpu_row("Python peer", peer_cpu, peer_rate),
     );
     bench::write_section("21-sink-limits", &md)?;
     Ok(())
 }
 
 /// Runs scripts/bench/python_peer.py (with the project venv's Python) over `topic` into `database`;
-/// its rows/s.
-fn python_peer(topic: &str, database: &str, n: usize) -> anyhow::Result<f64> {
+/// its rows/s and the CPU seconds its process used meanwhile.
+fn python_peer(topic: &str, database: &str, n: usize) -> anyhow::Result<(f64, f64)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let venv = std::env::var("VENV").unwrap_or_else(|_| root.join(".venv").display().to_string());
     let out = std::process::Command::new(format!("{venv}/bin/python"))
@@ -167,7 +199,11 @@ fn python_peer(topic: &str, database: &str, n: usize) -> anyhow::Result<f64> {
         .output()?;
     anyhow::ensure!(out.status.success(), "python_peer.py failed");
     let result: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    result["rows_per_second"]
-        .as_f64()
-        .ok_or_else(|| anyhow::anyhow!("python_peer.py printed {result}"))
+    match (
+        result["rows_per_second"].as_f64(),
+        result["cpu_seconds"].as_f64(),
+    ) {
+        (Some(rate), Some(cpu)) => Ok((rate, cpu)),
+        _ => anyhow::bail!("python_peer.py printed {result}"),
+    }
 }

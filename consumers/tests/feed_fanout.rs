@@ -536,3 +536,57 @@ async fn the_planner_never_overwrites_another_authors_post() {
     );
     feeds.delete_all().await.unwrap();
 }
+
+/// Feeds are trimmed to `FEED_MAX_ITEMS` by the posts that trim (one in eight), newest kept.
+#[tokio::test]
+async fn a_trimming_post_cuts_every_feed_it_reaches_to_the_newest_max_items() {
+    let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
+    let mut c = config(&prefix, 100, 1_000_000);
+    c.max_items = 5;
+    let feeds = Feeds::connect(c).await.unwrap();
+    let followers = vec!["f1".to_string(), "f2".to_string()];
+    let post_where = |trim: bool| loop {
+        let id = uuid::Uuid::new_v4().to_string();
+        if stores::feeds::trims(&id) == trim {
+            return id;
+        }
+    };
+    let mut posts = Vec::new();
+    for at in 0..20i64 {
+        let id = post_where(false);
+        feeds
+            .deliver(&[(id.as_str(), 1_000 + at, 0, followers.as_slice())])
+            .await
+            .unwrap();
+        posts.push(id);
+    }
+    let redis = redis::Client::open(common::config::StackConfig::from_env().redis_url).unwrap();
+    let mut conn = redis.get_multiplexed_async_connection().await.unwrap();
+    for f in &followers {
+        let n: usize = redis::cmd("ZCARD")
+            .arg(format!("{prefix}feed:{f}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 20, "posts that do not trim leave the feed as it is");
+    }
+    // Delivered, the trimming post was attempted on both feeds and cut each to the newest five.
+    let id = post_where(true);
+    feeds
+        .deliver(&[(id.as_str(), 2_000, 1, followers.as_slice())])
+        .await
+        .unwrap();
+    for f in &followers {
+        let kept: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{prefix}feed:{f}"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut newest = posts[16..].to_vec();
+        newest.push(id.clone());
+        assert_eq!(kept, newest, "{f}");
+    }
+    feeds.delete_all().await.unwrap();
+}

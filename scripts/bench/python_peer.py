@@ -76,7 +76,7 @@ def main():
             if msg.error():
                 raise SystemExit(f"kafka: {msg.error()}")
             if started is None:
-                started = time.monotonic()
+                started, cpu_started = time.monotonic(), time.process_time()
             e = decode(msg.value())
             at = e["occurred_at"]  # fastavro: an aware datetime (timestamp-millis)
             ms = int(at.timestamp() * 1000)
@@ -90,8 +90,10 @@ def main():
         if rows and done + len(rows) >= args.events:
             done += flush(client, consumer, args.topic, rows, offsets)
     elapsed = time.monotonic() - started
+    cpu = time.process_time() - cpu_started  # every thread of this process, librdkafka's too
     consumer.close()
-    print(json.dumps({"rows": done, "seconds": elapsed, "rows_per_second": done / elapsed}))
+    print(json.dumps({"rows": done, "seconds": elapsed, "rows_per_second": done / elapsed,
+                      "cpu_seconds": cpu}))
 
 
 def flush(client, consumer, topic, rows, offsets):

@@ -158,13 +158,18 @@ pub async fn drain(
     }
     let _ = stop.send(());
     let stats = task.await??;
+    Ok(rate(&stats, n))
+}
+
+/// A runtime's rate over `n` records: from the first record it consumed to its last commit.
+pub fn rate(stats: &consumers::runtime::Stats, n: usize) -> f64 {
     let first = *stats.first_consumed.get().expect("records consumed");
     let last = stats
         .last_commit
         .lock()
         .expect("stats lock")
         .expect("offsets committed");
-    Ok(n as f64 / (last - first).as_secs_f64())
+    n as f64 / (last - first).as_secs_f64()
 }
 
 /// The clickhouse crate inserting the rows of `events` into `playback_events`, 50,000 per INSERT:
@@ -198,4 +203,76 @@ pub fn sink_events() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500_000)
+}
+
+/// CPU time (user + system, seconds) used so far by this process, the local ClickHouse server and
+/// the local broker, read from /proc (Linux). Two readings around a run say what the run cost
+/// each of them, whatever else shared the cores.
+#[derive(Debug, Clone, Copy)]
+pub struct Cpu {
+    pub this: f64,
+    pub clickhouse: f64,
+    pub broker: f64,
+}
+
+impl Cpu {
+    pub fn now() -> Self {
+        Self {
+            this: process_cpu("/proc/self/stat").unwrap_or(0.0),
+            clickhouse: cpu_of("clickhouse"),
+            broker: cpu_of("tansu"),
+        }
+    }
+
+    /// Microseconds of CPU per row since `earlier`: (this process, ClickHouse, broker).
+    pub fn per_row_since(&self, earlier: &Cpu, rows: usize) -> (f64, f64, f64) {
+        let us = |a: f64, b: f64| (a - b) * 1e6 / rows as f64;
+        (
+            us(self.this, earlier.this),
+            us(self.clickhouse, earlier.clickhouse),
+            us(self.broker, earlier.broker),
+        )
+    }
+}
+
+/// CPU seconds used so far by the processes whose name starts with `name` (Linux).
+pub fn cpu_of(name: &str) -> f64 {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let path = entry.path().join("stat");
+        let Ok(stat) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        if stat
+            .split('(')
+            .nth(1)
+            .is_some_and(|rest| rest.starts_with(name))
+        {
+            total += process_cpu(&path).unwrap_or(0.0);
+        }
+    }
+    total
+}
+
+/// utime + stime of the process whose `stat` file is `path`, in seconds.
+fn process_cpu(path: impl AsRef<std::path::Path>) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    // After the name: state is field 0, utime 11, stime 12 (clock ticks).
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SC_CLK_TCK is 100 on every Linux this runs on; `getconf` says so if it ever is not.
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }

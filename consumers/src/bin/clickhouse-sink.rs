@@ -2,6 +2,11 @@
 //! events and fetched videos, each topic consumed by its own runtime (consumer group `<CONSUMER_GROUP>.<table>`).
 //! `CLICKHOUSE_SINKS` picks tables (comma-separated; default all).
 
+// glibc's allocator returns and re-faults pages batch after batch; mimalloc keeps them (the
+// sink's per-record allocations are a large part of its CPU, perf).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::bail;
 use common::shutdown::Shutdown;
 use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink, Table};

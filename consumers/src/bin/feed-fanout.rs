@@ -6,6 +6,11 @@
 //! * `all` (default) runs the three in one process;
 //! * `rebuild-followers` rewrites the Redis follow graph from MongoDB (after Redis was lost) and exits.
 
+// glibc's allocator returns and re-faults pages batch after batch; mimalloc keeps them (the
+// sink's per-record allocations are a large part of its CPU, perf).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{bail, Context};
 use common::shutdown::Shutdown;
 use consumers::sinks::feed::{FollowMirror, Planner, ProgressConfig, Worker};

@@ -3,6 +3,11 @@
 //! `IMAGE_MAX_OUTPUT_PIXELS`; results kept `IMAGE_RESULT_TTL_SECS`, then the sweeper (every
 //! `IMAGE_SWEEP_INTERVAL_SECS`) deletes them and their originals.
 
+// glibc's allocator returns and re-faults pages batch after batch; mimalloc keeps them (the
+// sink's per-record allocations are a large part of its CPU, perf).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 use consumers::sinks::images::{ImageLimits, ResizeWorker};

@@ -4,6 +4,11 @@
 //! fetches every query once and exits. It lives with the consumers because it is one (the fetcher
 //! library itself is in producers/).
 
+// glibc's allocator returns and re-faults pages batch after batch; mimalloc keeps them (the
+// sink's per-record allocations are a large part of its CPU, perf).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Duration;
 

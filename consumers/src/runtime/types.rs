@@ -67,6 +67,13 @@ pub trait Sink: Send + Sync + 'static {
         &self,
         batch: &[Record<Self::Event>],
     ) -> impl Future<Output = Result<Written, SinkError>> + Send;
+    /// Runs while the batch before `batch` is still being written, before `batch`'s own `write`
+    /// (the ClickHouse sink looks its resends up meanwhile). `write` must be correct whether or
+    /// not this ran, finished or failed.
+    fn prepare(&self, batch: &[Record<Self::Event>]) -> impl Future<Output = ()> + Send {
+        let _ = batch;
+        async {}
+    }
 }
 
 /// Consumer and batching settings; see the README's table.

@@ -7,11 +7,11 @@
 //! and the whole batch is one query. On a cluster the temporary table goes with the query to every
 //! shard.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::ahead::{Key, KeySet};
 use crate::SinkError;
 
 /// Keys sent per lookup query.
@@ -60,12 +60,8 @@ impl Lookups {
     /// Rows of `event_ids` (time in ms, event id) that include every key of `keys` the table has
     /// for `stream` (and maybe events of the same ids at other times).
     /// `keys` is sorted by time.
-    pub async fn seen(
-        &self,
-        stream: &'static str,
-        keys: &[(u64, Uuid)],
-    ) -> Result<HashSet<(u64, Uuid)>, SinkError> {
-        let mut seen = HashSet::new();
+    pub async fn seen(&self, stream: &'static str, keys: &[Key]) -> Result<KeySet, SinkError> {
+        let mut seen = KeySet::default();
         for chunk in keys.chunks(KEYS_PER_QUERY) {
             let (first, last) = (chunk[0].0, chunk[chunk.len() - 1].0);
             // The month bounds let the server skip other partitions; the times pick the granules

@@ -6,6 +6,7 @@
 //! written, so neither that nor a client's resend adds a row or counts in an aggregate twice. See
 //! docs/clickhouse.md.
 
+mod ahead;
 pub mod cluster;
 mod config;
 mod lookup;

@@ -1,11 +1,11 @@
 use std::borrow::Borrow;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::ops::Range;
 
 use clickhouse::Client;
-use uuid::Uuid;
 
+use super::ahead::{BatchId, Key, KeySet, LookAhead};
 use super::lookup::Lookups;
 use super::rows::Table;
 use super::service::classify;
@@ -26,6 +26,7 @@ pub struct ClickHouseSink<E> {
     max_partitions: usize,
     lookup: bool,
     lookups: Lookups,
+    ahead: LookAhead,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -38,6 +39,7 @@ impl<E: Table> ClickHouseSink<E> {
             max_partitions: MAX_PARTITIONS_PER_INSERT,
             lookup: true,
             lookups: config.lookups(),
+            ahead: LookAhead::default(),
             _event: PhantomData,
         }
     }
@@ -55,6 +57,16 @@ impl<E: Table> ClickHouseSink<E> {
     }
 
     async fn insert(&self, batch: &[&Record<E>]) -> Result<(), SinkError> {
+        let result = self.try_insert(batch).await;
+        // Landed or not (a failed INSERT may have), a lookup made meanwhile may have missed it.
+        if E::DEDUPLICATED && self.lookup {
+            self.ahead
+                .inserted(|| batch.iter().map(|r| key(r)).collect());
+        }
+        result
+    }
+
+    async fn try_insert(&self, batch: &[&Record<E>]) -> Result<(), SinkError> {
         let mut insert = self
             .client
             .insert::<E::Row>(E::TABLE)
@@ -68,6 +80,22 @@ impl<E: Table> ClickHouseSink<E> {
         }
         insert.end().await.map_err(classify)
     }
+}
+
+/// What a resend repeats: (occurred_at, event_id).
+fn key<E: Table>(r: &Record<E>) -> Key {
+    (
+        r.event.occurred_at().millis() as u64,
+        r.event.event_id().as_uuid(),
+    )
+}
+
+/// The keys of `records` in time order, so each lookup query covers a short span of the table (a
+/// live batch: its last granules).
+fn sorted_keys<E: Table>(records: &[&Record<E>]) -> Vec<Key> {
+    let mut keys: Vec<Key> = records.iter().map(|r| key(r)).collect();
+    keys.sort_unstable();
+    keys
 }
 
 /// The month partitions (`toYYYYMM`) a time may fall in on a server in any time zone (UTC-12 to
@@ -110,22 +138,16 @@ impl<E: Table> ClickHouseSink<E> {
     /// The batch without the events `E::TABLE` already has and without repeats of an earlier
     /// record of the batch. An event is its (occurred_at, event_id): what a resend repeats.
     async fn unseen<'a>(&self, batch: &'a [Record<E>]) -> Result<Vec<&'a Record<E>>, SinkError> {
-        let key = |r: &Record<E>| {
-            (
-                r.event.occurred_at().millis() as u64,
-                r.event.event_id().as_uuid(),
-            )
-        };
-        let mut firsts = HashSet::new();
+        let mut firsts = KeySet::default();
         let fresh: Vec<&Record<E>> = batch.iter().filter(|r| firsts.insert(key(r))).collect();
         if !E::DEDUPLICATED || !self.lookup {
             return Ok(fresh);
         }
-        // Looked up in time order, so each query covers a short span of the table (a live
-        // batch: its last granules).
-        let mut keys: Vec<(u64, Uuid)> = fresh.iter().map(|r| key(r)).collect();
-        keys.sort_unstable();
-        let seen = self.lookups.seen(E::TABLE, &keys).await?;
+        let seen = match self.ahead.take(batch) {
+            Some(seen) => seen,
+            // No insert of this sink is running now: the answer has all of them.
+            None => self.lookups.seen(E::TABLE, &sorted_keys(&fresh)).await?,
+        };
         Ok(fresh
             .into_iter()
             .filter(|r| !seen.contains(&key(r)))
@@ -138,6 +160,21 @@ impl<E: Table> Sink for ClickHouseSink<E> {
 
     fn name(&self) -> &'static str {
         E::TABLE
+    }
+
+    /// Looks `batch`'s resends up while the batch before it is being inserted.
+    async fn prepare(&self, batch: &[Record<E>]) {
+        let Some(id) = BatchId::of(batch) else { return };
+        if !E::DEDUPLICATED || !self.lookup {
+            return;
+        }
+        let mut firsts = KeySet::default();
+        let fresh: Vec<&Record<E>> = batch.iter().filter(|r| firsts.insert(key(r))).collect();
+        let keys = sorted_keys(&fresh);
+        let sent_after = self.ahead.sending();
+        let seen = self.lookups.seen(E::TABLE, &keys).await;
+        // A failed lookup is only a lost head start: the write looks up again (and says why).
+        self.ahead.done(id, sent_after, seen.ok());
     }
 
     async fn write(&self, batch: &[Record<E>]) -> Result<Written, SinkError> {
