@@ -139,5 +139,8 @@ down() {
 case "${1:-up}" in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 [up|down]" >&2; exit 2 ;;
+  # A fresh memory broker (and the registry, whose schemas live on it): `make bench` runs its API
+  # part on one, as Tansu's memory storage slows down as it fills. Run ugc-init after it.
+  restart-broker) stop registry; stop broker; up_broker; up_registry ;;
+  *) echo "usage: $0 [up|down|restart-broker]" >&2; exit 2 ;;
 esac

@@ -127,7 +127,7 @@ struct Runner<S: Sink> {
 
 impl<S: Sink> Runner<S> {
     async fn run(&mut self) -> Result<Arc<Stats>, RuntimeError> {
-        let mut pending = Pending::<S::Event>::new();
+        let mut pending = Pending::<S::Event>::with_capacity(self.config.max_rows);
         let mut taken = 0u32;
         loop {
             // While records keep coming, nothing here would yield to the scheduler (librdkafka's
@@ -167,7 +167,8 @@ impl<S: Sink> Runner<S> {
                         tokio::join!(self.finish_inflight(), writer.sink.prepare(&pending.events));
                     finished?;
                 }
-                self.start(std::mem::replace(&mut pending, Pending::new()));
+                let next = Pending::with_capacity(self.config.max_rows);
+                self.start(std::mem::replace(&mut pending, next));
             }
         }
         self.finish_inflight().await?;

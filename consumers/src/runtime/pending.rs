@@ -40,6 +40,16 @@ impl<E> Pending<E> {
         }
     }
 
+    /// A batch with room for `rows` events (up to 65,536) from the start: grown by doubling, the
+    /// lists were copied and their new memory faulted in for every batch.
+    pub fn with_capacity(rows: usize) -> Self {
+        let rows = rows.min(1 << 16);
+        let mut batch = Self::new();
+        batch.events.reserve_exact(rows);
+        batch.sources.reserve_exact(rows);
+        batch
+    }
+
     pub fn is_empty(&self) -> bool {
         self.next_offsets.is_empty()
     }
