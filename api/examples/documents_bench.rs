@@ -1,7 +1,7 @@
 //! `make bench`, the MongoDB part: ratings applied per second by the Mongo sink (Kafka -> decode ->
 //! conditional bulk upserts -> commit) against the driver used plainly (one upsert per rating, 64 in
-//! flight) writing the same documents to the same server, and the p99 of the frontend's Mongo-backed reads. Writes its section of
-//! docs/benchmarks.md (see scripts/bench.sh).
+//! flight) writing the same documents to the same server, and the p99 of the frontend's
+//! Mongo-backed reads. Writes its section of docs/benchmarks.md (see scripts/bench.sh).
 //!
 //!     cargo run --release -p api --example documents_bench   (with `make services` running)
 

@@ -88,14 +88,17 @@ async fn main() -> anyhow::Result<()> {
     let decode_rate = n as f64 / started.elapsed().as_secs_f64();
     eprintln!("[bench] decode ceiling: {decode_rate:.0} records/s");
 
-    // The sink, first row to last.
-    let mut runtime = RuntimeConfig::from_env("bench")?;
-    runtime.group_id = format!("bench-sink-{id}");
-    runtime.topic = Some(topic.clone());
-    runtime.max_rows = 50_000;
+    // The sink, first record consumed to last commit; each run in a group of its own.
+    let runtime = |group: &str| -> anyhow::Result<RuntimeConfig> {
+        let mut runtime = RuntimeConfig::from_env("bench")?;
+        runtime.group_id = format!("bench-sink-{id}{group}");
+        runtime.topic = Some(topic.clone());
+        runtime.max_rows = 50_000;
+        Ok(runtime)
+    };
     let sink = ClickHouseSink::<PlaybackEvent>::new(&ch);
     let before = bench::Cpu::now();
-    let sink_rate = bench::drain(&client, runtime, &codec, sink, n).await?;
+    let sink_rate = bench::drain(&client, runtime("")?, &codec, sink, n).await?;
     let sink_cpu = bench::Cpu::now().per_row_since(&before, n);
     eprintln!("[bench] sink: {sink_rate:.0} rows/s");
 
@@ -106,13 +109,9 @@ async fn main() -> anyhow::Result<()> {
             .execute()
             .await?;
     }
-    let mut runtime = RuntimeConfig::from_env("bench")?;
-    runtime.group_id = format!("bench-sink-{id}-nolookup");
-    runtime.topic = Some(topic.clone());
-    runtime.max_rows = 50_000;
     let sink = ClickHouseSink::<PlaybackEvent>::new(&ch).without_lookups();
     let before = bench::Cpu::now();
-    let unchecked_rate = bench::drain(&client, runtime, &codec, sink, n).await?;
+    let unchecked_rate = bench::drain(&client, runtime("-nolookup")?, &codec, sink, n).await?;
     let unchecked_cpu = bench::Cpu::now().per_row_since(&before, n);
     eprintln!("[bench] sink without the resend lookups: {unchecked_rate:.0} rows/s");
 

@@ -218,7 +218,10 @@ pub struct Cpu {
 impl Cpu {
     pub fn now() -> Self {
         Self {
-            this: process_cpu("/proc/self/stat").unwrap_or(0.0),
+            this: std::fs::read_to_string("/proc/self/stat")
+                .ok()
+                .and_then(|stat| stat_cpu(&stat))
+                .unwrap_or(0.0),
             clickhouse: cpu_of("clickhouse"),
             broker: cpu_of("tansu"),
         }
@@ -239,8 +242,7 @@ impl Cpu {
 pub fn cpu_of(name: &str) -> f64 {
     let mut total = 0.0;
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let path = entry.path().join("stat");
-        let Ok(stat) = std::fs::read_to_string(&path) else {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
         if stat
@@ -248,15 +250,14 @@ pub fn cpu_of(name: &str) -> f64 {
             .nth(1)
             .is_some_and(|rest| rest.starts_with(name))
         {
-            total += process_cpu(&path).unwrap_or(0.0);
+            total += stat_cpu(&stat).unwrap_or(0.0);
         }
     }
     total
 }
 
-/// utime + stime of the process whose `stat` file is `path`, in seconds.
-fn process_cpu(path: impl AsRef<std::path::Path>) -> Option<f64> {
-    let stat = std::fs::read_to_string(path).ok()?;
+/// utime + stime, in seconds, from the text of a process's `/proc/<pid>/stat`.
+fn stat_cpu(stat: &str) -> Option<f64> {
     let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
     // After the name: state is field 0, utime 11, stime 12 (clock ticks).
     let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;

@@ -90,6 +90,12 @@ fn key<E: Table>(r: &Record<E>) -> Key {
     )
 }
 
+/// The records of `batch` without repeats of an earlier one.
+fn firsts<E: Table>(batch: &[Record<E>]) -> Vec<&Record<E>> {
+    let mut seen = KeySet::default();
+    batch.iter().filter(|r| seen.insert(key(r))).collect()
+}
+
 /// The keys of `records` in time order, so each lookup query covers a short span of the table (a
 /// live batch: its last granules).
 fn sorted_keys<E: Table>(records: &[&Record<E>]) -> Vec<Key> {
@@ -138,8 +144,7 @@ impl<E: Table> ClickHouseSink<E> {
     /// The batch without the events `E::TABLE` already has and without repeats of an earlier
     /// record of the batch. An event is its (occurred_at, event_id): what a resend repeats.
     async fn unseen<'a>(&self, batch: &'a [Record<E>]) -> Result<Vec<&'a Record<E>>, SinkError> {
-        let mut firsts = KeySet::default();
-        let fresh: Vec<&Record<E>> = batch.iter().filter(|r| firsts.insert(key(r))).collect();
+        let fresh = firsts(batch);
         if !E::DEDUPLICATED || !self.lookup {
             return Ok(fresh);
         }
@@ -168,9 +173,7 @@ impl<E: Table> Sink for ClickHouseSink<E> {
         if !E::DEDUPLICATED || !self.lookup {
             return;
         }
-        let mut firsts = KeySet::default();
-        let fresh: Vec<&Record<E>> = batch.iter().filter(|r| firsts.insert(key(r))).collect();
-        let keys = sorted_keys(&fresh);
+        let keys = sorted_keys(&firsts(batch));
         let sent_after = self.ahead.sending();
         let seen = self.lookups.seen(E::TABLE, &keys).await;
         // A failed lookup is only a lost head start: the write looks up again (and says why).
