@@ -451,6 +451,82 @@ async fn resends_in_a_span_crowded_with_other_rows_are_still_left_out() {
     f.drop_database().await;
 }
 
+/// The ClickHouse sink, its first `slow` writes each taking `delay` longer.
+struct Slow {
+    sink: ClickHouseSink<PlaybackEvent>,
+    slow: std::sync::atomic::AtomicUsize,
+    delay: Duration,
+}
+
+impl consumers::Sink for Slow {
+    type Event = PlaybackEvent;
+
+    fn name(&self) -> &'static str {
+        "playback_events"
+    }
+
+    async fn write(
+        &self,
+        batch: &[Record<PlaybackEvent>],
+    ) -> Result<consumers::Written, consumers::SinkError> {
+        use std::sync::atomic::Ordering;
+        let left = self.slow.load(Ordering::Relaxed);
+        if left > 0 {
+            self.slow.store(left - 1, Ordering::Relaxed);
+            tokio::time::sleep(self.delay).await;
+        }
+        self.sink.write(batch).await
+    }
+}
+
+/// Writes slower than the runtime's pause threshold (1 s) while more than a batch's worth of
+/// records waits: the partitions are paused, the consumer keeps polling, and once the writes
+/// speed up everything lands once, in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_slower_than_the_pause_threshold_lose_and_duplicate_nothing() {
+    let f = fixture().await;
+    let events = f.send_events(3000).await;
+    let mut runtime = f.runtime();
+    runtime.max_rows = 200;
+    let sink = Slow {
+        sink: ClickHouseSink::new(&f.ch),
+        slow: std::sync::atomic::AtomicUsize::new(3),
+        delay: Duration::from_millis(1500),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = common::shutdown::Shutdown::when(async move {
+        let _ = stopped.await;
+    });
+    let started = std::time::Instant::now();
+    let handle = tokio::spawn(consumers::run(runtime, f.codec.clone(), sink, shutdown));
+    f.wait_for_rows(3000).await;
+    // The three slow writes happened (one after another: the next waits for the one before).
+    assert!(started.elapsed() >= Duration::from_millis(4500));
+    stop.send(()).unwrap();
+    let stats = handle.await.unwrap().unwrap();
+    assert_eq!(
+        stats.written.load(std::sync::atomic::Ordering::Relaxed),
+        3000
+    );
+    assert_eq!(f.count("").await, 3000, "no row twice, without FINAL");
+    let ids: u64 =
+        f.ch.client()
+            .query("SELECT uniqExact(event_id) FROM playback_events")
+            .fetch_one()
+            .await
+            .unwrap();
+    assert_eq!(ids, 3000);
+    let one: u64 =
+        f.ch.client()
+            .query("SELECT count() FROM playback_events WHERE event_id = ?")
+            .bind(events[2999].event_id.to_string())
+            .fetch_one()
+            .await
+            .unwrap();
+    assert_eq!(one, 1);
+    f.drop_database().await;
+}
+
 /// The crash test: 200,000 events and 1,000 resends of them flow while the sink binary is
 /// SIGKILLed ten times in the middle of its work and restarted each time; at the end every event is
 /// in ClickHouse exactly once (no FINAL needed) and the watch-time aggregate counts each once.
