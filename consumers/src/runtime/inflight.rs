@@ -3,17 +3,12 @@
 //! is committed, so batches are written and committed in order.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::pending::Pending;
 use super::{flush, Runner, RuntimeError, Sink, Stopped};
-
-/// How long a batch may take to be written, while the next batch's worth of records waits, before
-/// the partitions are paused.
-const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
 impl<S: Sink> Runner<S> {
     /// Starts writing `batch` in a task of its own.
@@ -35,18 +30,16 @@ impl<S: Sink> Runner<S> {
             return Ok(());
         };
         let outcome = loop {
-            // A batch's worth waiting: take no more, and leave the rest in librdkafka's queue
-            // (bounded by its own settings). Only a write that takes longer than `PAUSE_AFTER`
-            // pauses the partitions (then the consumer polls on, so the group keeps it): a resume
-            // costs a fetch started afresh, which stalled the stream for 400-500 ms every few
-            // batches when every batch paused.
-            let full = next.sources.waiting() >= self.config.max_rows;
             tokio::select! {
                 biased;
                 done = &mut task => break done,
-                _ = tokio::time::sleep(PAUSE_AFTER), if full && !self.paused => self.pause(),
-                msg = self.consumer.recv(), if !self.shutdown.is_triggered() && (!full || self.paused) => match msg {
-                    Ok(msg) => next.sources.receive(&msg),
+                msg = self.consumer.recv(), if !self.shutdown.is_triggered() => match msg {
+                    Ok(msg) => {
+                        next.sources.receive(&msg);
+                        if next.sources.waiting() >= self.config.max_rows {
+                            self.pause();
+                        }
+                    }
                     Err(e) => tracing::debug!(error = %e, "kafka consumer error while writing"),
                 },
             }

@@ -29,7 +29,7 @@ const ROW: usize = 24;
 /// A chunk whose events occurred within this span is looked up by time range, not by each time.
 const SHORT_SPAN_MS: u64 = 600_000;
 /// A short span is read whole when it holds at most this many rows per key looked up.
-const RANGE_ROWS_PER_KEY: usize = 4;
+const RANGE_ROWS_PER_KEY: usize = 2;
 /// How long one lookup may take before it counts as failed (and the batch is retried).
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -91,16 +91,8 @@ impl Lookups {
                      LIMIT {} FORMAT RowBinary",
                     most + 1
                 );
-                let started = std::time::Instant::now();
                 let answer = self.query(&sql, None).await?;
                 let rows = keys_of(&answer)?;
-                tracing::debug!(
-                    keys = chunk.len(),
-                    rows = rows.len(),
-                    whole = rows.len() <= most,
-                    ms = started.elapsed().as_millis() as u64,
-                    "resend lookup: the span read"
-                );
                 if rows.len() <= most {
                     // `chunk` is sorted (by time, then id).
                     seen.extend(rows.filter(|k| chunk.binary_search(k).is_ok()));
@@ -117,13 +109,7 @@ impl Lookups {
                  WHERE {months} AND {times} AND event_id IN (SELECT id FROM keys) \
                  FORMAT RowBinary"
             );
-            let started = std::time::Instant::now();
             seen.extend(keys_of(&self.query(&sql, Some(chunk)).await?)?);
-            tracing::debug!(
-                keys = chunk.len(),
-                ms = started.elapsed().as_millis() as u64,
-                "resend lookup: the keys sent"
-            );
         }
         Ok(seen)
     }
