@@ -160,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
          | the sink without the resend lookups in `event_ids` (what they cost; resends would then count twice) | {unchecked_rate:.0} rows/s | {:.2} |\n\n\
          CPU time per row in the same runs, microseconds (user + system, from /proc; the client is \
          this bench process for the sink and the raw insert, the Python process for the peer; the \
-         sink's windows include its group join). \
+         sink's windows include the bench's `count()` polls every 20 ms). \
          \"cores / total\" is the rate at which that work would keep all {cores:.0} cores of this \
          machine busy:\n\n\
          | run | client | ClickHouse | broker | total | cores / total | measured |\n|---|---|---|---|---|---|---|\n\

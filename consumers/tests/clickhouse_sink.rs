@@ -417,40 +417,6 @@ async fn a_lookup_made_before_the_previous_insert_still_leaves_its_resends_out()
     f.drop_database().await;
 }
 
-/// A batch whose span of time already holds many more rows than it has events (other consumers'
-/// writes of the same times): the sink asks the server for the batch's own keys instead of reading
-/// the span whole, and still leaves the resends out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resends_in_a_span_crowded_with_other_rows_are_still_left_out() {
-    use consumers::Sink;
-    use schemas::events::MovieViewing;
-    let f = fixture().await;
-    let client = f.ch.client();
-    let sink = ClickHouseSink::<MovieViewing>::new(&f.ch);
-    let (user, movie) = (
-        UserId::from_uuid(uuid::Uuid::new_v4()),
-        MovieId::from_uuid(uuid::Uuid::new_v4()),
-    );
-    assert_eq!(
-        sink.write(&viewings(user, movie, 0, 0..300))
-            .await
-            .unwrap()
-            .duplicates,
-        0
-    );
-    // 10 resends and 20 new events, all within the 200 ms that already hold 200 rows.
-    let mut batch = viewings(user, movie, 1, 100..110);
-    for (k, mut r) in viewings(user, movie, 1, 1000..1020).into_iter().enumerate() {
-        r.event.occurred_at =
-            Timestamp::from_millis("t", 1_795_000_000_000 + 110 + 9 * k as i64).unwrap();
-        batch.push(r);
-    }
-    assert_eq!(sink.write(&batch).await.unwrap().duplicates, 10);
-    assert_eq!(sink.write(&batch).await.unwrap().duplicates, 30);
-    assert_eq!(viewings_and_watch_time(&client).await, (320, 3200));
-    f.drop_database().await;
-}
-
 /// The crash test: 200,000 events and 1,000 resends of them flow while the sink binary is
 /// SIGKILLed ten times in the middle of its work and restarted each time; at the end every event is
 /// in ClickHouse exactly once (no FINAL needed) and the watch-time aggregate counts each once.

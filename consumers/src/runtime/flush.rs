@@ -176,7 +176,7 @@ impl<S: Sink> Writer<S> {
         let dead: Vec<DeadLetter> = items
             .iter()
             .map(|(i, reason)| DeadLetter {
-                source: batch.sources.owned(*i),
+                source: batch.sources[*i].clone(),
                 error: format!("{}: {reason}", self.sink.name()),
             })
             .collect();

@@ -19,13 +19,10 @@ impl<S: Sink> Runner<S> {
     }
 
     /// Waits for the batch in flight and commits it. Meanwhile the consumer keeps polling (records
-    /// wait in `next`, the batch to be filled; the partitions are paused once a batch's worth
-    /// waits there), so a long retry never costs the group. `Err` if shutdown's flush timeout
-    /// passed before it could be written: nothing of it is committed.
-    pub(super) async fn finish_inflight(
-        &mut self,
-        next: &mut Pending<S::Event>,
-    ) -> Result<(), RuntimeError> {
+    /// wait in `early`; the partitions are paused once a batch's worth waits there), so a long
+    /// retry never costs the group. `Err` if shutdown's flush timeout passed before it could be
+    /// written: nothing of it is committed.
+    pub(super) async fn finish_inflight(&mut self) -> Result<(), RuntimeError> {
         let Some((mut task, rows)) = self.inflight.take() else {
             return Ok(());
         };
@@ -35,8 +32,8 @@ impl<S: Sink> Runner<S> {
                 done = &mut task => break done,
                 msg = self.consumer.recv(), if !self.shutdown.is_triggered() => match msg {
                     Ok(msg) => {
-                        next.sources.receive(&msg);
-                        if next.sources.waiting() >= self.config.max_rows {
+                        self.early.push_back(msg.detach());
+                        if self.early.len() >= self.config.max_rows {
                             self.pause();
                         }
                     }
@@ -112,7 +109,5 @@ impl<S: Sink> Runner<S> {
             ms = done.started.elapsed().as_millis() as u64,
             "batch committed"
         );
-        // Its lists and buffer, emptied, take the batch after next.
-        self.spare = Some(done.batch.recycle());
     }
 }
