@@ -7,7 +7,11 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 PORT="${BENCH_API_PORT:-18100}"
 DURATION="${BENCH_DURATION:-15s}"
-WORKERS="${BENCH_API_WORKERS:-1}"
+# The API's own default: one worker per core.
+WORKERS="${BENCH_API_WORKERS:-$(nproc)}"
+# Connections of the single-event runs: at 64 the rate is bounded by each request's wait for the
+# ack (the producer's 2 ms linger and the broker's round trip), not by the machine.
+CONNECTIONS="${BENCH_API_CONNECTIONS:-128}"
 OUT="$ROOT/docs/benchmarks.md"
 
 # The examples run first, while the memory broker is still small (Tansu slows down as it holds
@@ -74,7 +78,7 @@ non2xx() { awk '/Non-2xx/ {n = $5} END {print n + 0}' "/tmp/bench-$1.txt"; }
 
 # Warm the registry cache and the consumer-less topics.
 wrk -t1 -c4 -d2s -s scripts/bench/single.lua "http://127.0.0.1:$PORT/api/v1/movies/playback-event" >/dev/null 2>&1
-SINGLE_CMD="wrk -t1 -c64 -d$DURATION --latency -s scripts/bench/single.lua http://127.0.0.1:$PORT/api/v1/movies/playback-event"
+SINGLE_CMD="wrk -t1 -c$CONNECTIONS -d$DURATION --latency -s scripts/bench/single.lua http://127.0.0.1:$PORT/api/v1/movies/playback-event"
 run single "$api" $(echo "$SINGLE_CMD" | cut -d' ' -f2-)
 BATCH_SIZE=1000
 BATCH_CMD="BATCH_SIZE=$BATCH_SIZE wrk -t1 -c8 -d$DURATION --latency -s scripts/bench/batch.lua http://127.0.0.1:$PORT/api/v1/events/batch"
@@ -88,7 +92,7 @@ BARE_PORT="$BARE_PORT" API_WORKERS="$WORKERS" RUST_LOG=warn \
 bare=$!
 trap 'kill "$api" "$bare" 2>/dev/null || true; wait "$api" "$bare" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf -X POST "http://127.0.0.1:$BARE_PORT/bare" >/dev/null && break; sleep 0.1; done
-BARE_CMD="wrk -t1 -c64 -d$DURATION --latency -s scripts/bench/single.lua http://127.0.0.1:$BARE_PORT/bare"
+BARE_CMD="wrk -t1 -c$CONNECTIONS -d$DURATION --latency -s scripts/bench/single.lua http://127.0.0.1:$BARE_PORT/bare"
 run bare "$bare" $(echo "$BARE_CMD" | cut -d' ' -f2-)
 kill "$bare" 2>/dev/null || true
 
@@ -132,8 +136,8 @@ $(cpu_row single "single-event POSTs" 1)
 $(cpu_row bare "bare path" 1)
 $(cpu_row batch "batch POSTs of $BATCH_SIZE events" "$BATCH_SIZE")
 
-Commands (API started with \`API_WORKERS=$WORKERS RATE_LIMIT_PER_SECOND=0 RUST_LOG=warn\`; the bare
-path with the same \`API_WORKERS\`):
+Commands (API started with \`API_WORKERS=$WORKERS RATE_LIMIT_PER_SECOND=0 RUST_LOG=warn\`, its
+default of one worker per core; the bare path with the same \`API_WORKERS\`):
 
     $SINGLE_CMD
     $BARE_CMD

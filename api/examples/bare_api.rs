@@ -48,7 +48,9 @@ async fn main() -> anyhow::Result<()> {
     common::telemetry::init("bare_api");
     let stack = common::config::StackConfig::from_env();
     let port: u16 = common::config::env_parse("BARE_PORT", 18101)?;
-    let workers: usize = common::config::env_parse("API_WORKERS", 1)?;
+    // The API's default: one worker per core.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers: usize = common::config::env_parse("API_WORKERS", cores)?;
     let codec = schemas::Codec::new(&stack.schema_registry_url)?;
     let event = {
         use schemas::domain::*;

@@ -27,6 +27,15 @@ use schemas::Codec;
 
 mod bench;
 
+/// Rounds of the sink and the raw insert, alternated.
+const ROUNDS: usize = 3;
+
+/// The median of `rates` (an odd number of them).
+fn median(rates: &mut [f64]) -> f64 {
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n = bench::sink_events();
@@ -88,7 +97,10 @@ async fn main() -> anyhow::Result<()> {
     let decode_rate = n as f64 / started.elapsed().as_secs_f64();
     eprintln!("[bench] decode ceiling: {decode_rate:.0} records/s");
 
-    // The sink, first record consumed to last commit; each run in a group of its own.
+    // The sink and the raw insert, alternated over ROUNDS rounds (the raw rate alone varied by a
+    // quarter from run to run on this shared machine); the medians are reported, and CPU per row
+    // over all rounds. The sink runs from its first record consumed to its last commit, each run
+    // in a group of its own, on emptied tables.
     let runtime = |group: &str| -> anyhow::Result<RuntimeConfig> {
         let mut runtime = RuntimeConfig::from_env("bench")?;
         runtime.group_id = format!("bench-sink-{id}{group}");
@@ -96,40 +108,52 @@ async fn main() -> anyhow::Result<()> {
         runtime.max_rows = 50_000;
         Ok(runtime)
     };
-    let sink = ClickHouseSink::<PlaybackEvent>::new(&ch);
-    let before = bench::Cpu::now();
-    let sink_rate = bench::drain(&client, runtime("")?, &codec, sink, n).await?;
-    let sink_cpu = bench::Cpu::now().per_row_since(&before, n);
-    eprintln!("[bench] sink: {sink_rate:.0} rows/s");
-
-    // The same without the resend lookups: what they cost (a fresh group, emptied tables).
-    for table in ["playback_events", "event_ids"] {
-        client
-            .query(&format!("TRUNCATE TABLE {table}"))
-            .execute()
-            .await?;
+    let empty = || async {
+        for table in ["playback_events", "event_ids"] {
+            client
+                .query(&format!("TRUNCATE TABLE {table}"))
+                .execute()
+                .await?;
+        }
+        anyhow::Ok(())
+    };
+    let (mut sink_rates, mut raw_rates) = (Vec::new(), Vec::new());
+    let (mut sink_cpu, mut raw_cpu) = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0));
+    let add = |sum: &mut (f64, f64, f64), (a, b, c): (f64, f64, f64)| {
+        *sum = (
+            sum.0 + a / ROUNDS as f64,
+            sum.1 + b / ROUNDS as f64,
+            sum.2 + c / ROUNDS as f64,
+        );
+    };
+    for round in 0..ROUNDS {
+        empty().await?;
+        let sink = ClickHouseSink::<PlaybackEvent>::new(&ch);
+        let before = bench::Cpu::now();
+        let rate = bench::drain(&client, runtime(&format!("-{round}"))?, &codec, sink, n).await?;
+        add(&mut sink_cpu, bench::Cpu::now().per_row_since(&before, n));
+        eprintln!("[bench] sink, round {round}: {rate:.0} rows/s");
+        sink_rates.push(rate);
+        empty().await?;
+        let before = bench::Cpu::now();
+        let rate = bench::raw_insert(&client, &events).await?;
+        add(&mut raw_cpu, bench::Cpu::now().per_row_since(&before, n));
+        eprintln!("[bench] raw insert, round {round}: {rate:.0} rows/s");
+        raw_rates.push(rate);
     }
+    let (sink_rate, raw_rate) = (median(&mut sink_rates), median(&mut raw_rates));
+
+    // The sink without the resend lookups: what they cost (once).
+    empty().await?;
     let sink = ClickHouseSink::<PlaybackEvent>::new(&ch).without_lookups();
     let before = bench::Cpu::now();
     let unchecked_rate = bench::drain(&client, runtime("-nolookup")?, &codec, sink, n).await?;
     let unchecked_cpu = bench::Cpu::now().per_row_since(&before, n);
     eprintln!("[bench] sink without the resend lookups: {unchecked_rate:.0} rows/s");
 
-    // Raw insert of the same rows.
-    client
-        .query("TRUNCATE TABLE playback_events")
-        .execute()
-        .await?;
-    let before = bench::Cpu::now();
-    let raw_rate = bench::raw_insert(&client, &events).await?;
-    let raw_cpu = bench::Cpu::now().per_row_since(&before, n);
-    eprintln!("[bench] raw insert: {raw_rate:.0} rows/s");
     // What a user would run instead: the Python consumer of scripts/bench/python_peer.py, on the
     // same topic into the same (emptied) table.
-    client
-        .query("TRUNCATE TABLE playback_events")
-        .execute()
-        .await?;
+    empty().await?;
     let before = bench::Cpu::now();
     let (peer_rate, peer_cpu_seconds) = python_peer(&topic, &ch.database, n)?;
     let mut peer_cpu = bench::Cpu::now().per_row_since(&before, n);
@@ -139,6 +163,10 @@ async fn main() -> anyhow::Result<()> {
         .query(&format!("DROP DATABASE {}", ch.database))
         .execute()
         .await?;
+    let all = |rates: &[f64]| {
+        let rates: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+        format!("runs: {}", rates.join(", "))
+    };
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
     let cpu_row = |what: &str, (this, ch, broker): (f64, f64, f64), rate: f64| {
         let total = this + ch + broker;
@@ -154,21 +182,24 @@ async fn main() -> anyhow::Result<()> {
          | what | rate | sink / it |\n|---|---|---|\n\
          | consume ceiling: an rdkafka consumer alone (assigned, no group), first record to last | {consume_rate:.0} records/s | {:.2} |\n\
          | decode ceiling: the codec decoding every payload, one core | {decode_rate:.0} records/s | {:.2} |\n\
-         | raw insert: the clickhouse crate, the same rows, batches of 50,000 (the table and its views) | {raw_rate:.0} rows/s | {:.2} |\n\
+         | raw insert: the clickhouse crate, the same rows, batches of 50,000 (the table and its views); median of {ROUNDS} | {raw_rate:.0} rows/s ({}) | {:.2} |\n\
          | Python peer: confluent-kafka + fastavro + clickhouse-driver, batches of 50,000, first record consumed to last commit | {peer_rate:.0} rows/s | {:.2} |\n\
-         | **the sink**: consume, decode, look up resends, insert, commit; first record consumed to last commit | **{sink_rate:.0} rows/s** | |\n\
+         | **the sink**: consume, decode, look up resends, insert, commit; first record consumed to last commit; median of {ROUNDS}, alternated with the raw insert | **{sink_rate:.0} rows/s** ({}) | |\n\
          | the sink without the resend lookups in `event_ids` (what they cost; resends would then count twice) | {unchecked_rate:.0} rows/s | {:.2} |\n\n\
          CPU time per row in the same runs, microseconds (user + system, from /proc; the client is \
          this bench process for the sink and the raw insert, the Python process for the peer; the \
-         sink's windows include the bench's `count()` polls every 20 ms). \
+         sink's windows include its group join; the sink's and the raw insert's are the mean of \
+         their {ROUNDS} rounds). \
          \"cores / total\" is the rate at which that work would keep all {cores:.0} cores of this \
          machine busy:\n\n\
          | run | client | ClickHouse | broker | total | cores / total | measured |\n|---|---|---|---|---|---|---|\n\
          {}{}{}{}",
         sink_rate / consume_rate,
         sink_rate / decode_rate,
+        all(&raw_rates),
         sink_rate / raw_rate,
         sink_rate / peer_rate,
+        all(&sink_rates),
         sink_rate / unchecked_rate,
         cpu_row("the sink", sink_cpu, sink_rate),
         cpu_row("the sink without lookups", unchecked_cpu, unchecked_rate),

@@ -417,6 +417,116 @@ async fn a_lookup_made_before_the_previous_insert_still_leaves_its_resends_out()
     f.drop_database().await;
 }
 
+/// A batch whose span of time already holds many more rows than it has events (other consumers'
+/// writes of the same times): the sink asks the server for the batch's own keys instead of reading
+/// the span whole, and still leaves the resends out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resends_in_a_span_crowded_with_other_rows_are_still_left_out() {
+    use consumers::Sink;
+    use schemas::events::MovieViewing;
+    let f = fixture().await;
+    let client = f.ch.client();
+    let sink = ClickHouseSink::<MovieViewing>::new(&f.ch);
+    let (user, movie) = (
+        UserId::from_uuid(uuid::Uuid::new_v4()),
+        MovieId::from_uuid(uuid::Uuid::new_v4()),
+    );
+    assert_eq!(
+        sink.write(&viewings(user, movie, 0, 0..300))
+            .await
+            .unwrap()
+            .duplicates,
+        0
+    );
+    // 10 resends and 20 new events, all within the 200 ms that already hold 200 rows.
+    let mut batch = viewings(user, movie, 1, 100..110);
+    for (k, mut r) in viewings(user, movie, 1, 1000..1020).into_iter().enumerate() {
+        r.event.occurred_at =
+            Timestamp::from_millis("t", 1_795_000_000_000 + 110 + 9 * k as i64).unwrap();
+        batch.push(r);
+    }
+    assert_eq!(sink.write(&batch).await.unwrap().duplicates, 10);
+    assert_eq!(sink.write(&batch).await.unwrap().duplicates, 30);
+    assert_eq!(viewings_and_watch_time(&client).await, (320, 3200));
+    f.drop_database().await;
+}
+
+/// The ClickHouse sink, its first `slow` writes each taking `delay` longer.
+struct Slow {
+    sink: ClickHouseSink<PlaybackEvent>,
+    slow: std::sync::atomic::AtomicUsize,
+    delay: Duration,
+}
+
+impl consumers::Sink for Slow {
+    type Event = PlaybackEvent;
+
+    fn name(&self) -> &'static str {
+        "playback_events"
+    }
+
+    async fn write(
+        &self,
+        batch: &[Record<PlaybackEvent>],
+    ) -> Result<consumers::Written, consumers::SinkError> {
+        use std::sync::atomic::Ordering;
+        let left = self.slow.load(Ordering::Relaxed);
+        if left > 0 {
+            self.slow.store(left - 1, Ordering::Relaxed);
+            tokio::time::sleep(self.delay).await;
+        }
+        self.sink.write(batch).await
+    }
+}
+
+/// Writes slower than the runtime's pause threshold (1 s) while more than a batch's worth of
+/// records waits: the partitions are paused, the consumer keeps polling, and once the writes
+/// speed up everything lands once, in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_slower_than_the_pause_threshold_lose_and_duplicate_nothing() {
+    let f = fixture().await;
+    let events = f.send_events(3000).await;
+    let mut runtime = f.runtime();
+    runtime.max_rows = 200;
+    let sink = Slow {
+        sink: ClickHouseSink::new(&f.ch),
+        slow: std::sync::atomic::AtomicUsize::new(3),
+        delay: Duration::from_millis(1500),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = common::shutdown::Shutdown::when(async move {
+        let _ = stopped.await;
+    });
+    let started = std::time::Instant::now();
+    let handle = tokio::spawn(consumers::run(runtime, f.codec.clone(), sink, shutdown));
+    f.wait_for_rows(3000).await;
+    // The three slow writes happened (one after another: the next waits for the one before).
+    assert!(started.elapsed() >= Duration::from_millis(4500));
+    stop.send(()).unwrap();
+    let stats = handle.await.unwrap().unwrap();
+    assert_eq!(
+        stats.written.load(std::sync::atomic::Ordering::Relaxed),
+        3000
+    );
+    assert_eq!(f.count("").await, 3000, "no row twice, without FINAL");
+    let ids: u64 =
+        f.ch.client()
+            .query("SELECT uniqExact(event_id) FROM playback_events")
+            .fetch_one()
+            .await
+            .unwrap();
+    assert_eq!(ids, 3000);
+    let one: u64 =
+        f.ch.client()
+            .query("SELECT count() FROM playback_events WHERE event_id = ?")
+            .bind(events[2999].event_id.to_string())
+            .fetch_one()
+            .await
+            .unwrap();
+    assert_eq!(one, 1);
+    f.drop_database().await;
+}
+
 /// The crash test: 200,000 events and 1,000 resends of them flow while the sink binary is
 /// SIGKILLed ten times in the middle of its work and restarted each time; at the end every event is
 /// in ClickHouse exactly once (no FINAL needed) and the watch-time aggregate counts each once.

@@ -127,16 +127,20 @@ pub async fn seed<E: schemas::Event>(
     Ok(payloads)
 }
 
-async fn playback_rows(client: &clickhouse::Client) -> u64 {
-    client
-        .query("SELECT count() FROM playback_events")
-        .fetch_one::<u64>()
-        .await
-        .unwrap_or(0)
+/// Records the runtimes of this process have written and committed so far (the
+/// `consumer_records_written_total` counter of every sink).
+fn written_total() -> u64 {
+    prometheus::gather()
+        .iter()
+        .filter(|f| f.name() == "consumer_records_written_total")
+        .flat_map(|f| f.get_metric())
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
 }
 
-/// Runs `sink` until `n` rows are in `playback_events`; rows/s from the first record the runtime
-/// consumed to its last commit of offsets.
+/// Runs `sink` until it has written and committed `n` records (watched on its own counter, so the
+/// database answers no polls meanwhile), then checks that `playback_events` has `n` rows; rows/s
+/// from the first record the runtime consumed to its last commit of offsets.
 pub async fn drain(
     client: &clickhouse::Client,
     runtime: consumers::RuntimeConfig,
@@ -144,6 +148,7 @@ pub async fn drain(
     sink: consumers::sinks::clickhouse::ClickHouseSink<schemas::events::PlaybackEvent>,
     n: usize,
 ) -> anyhow::Result<f64> {
+    let before = written_total();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(consumers::run(
         runtime,
@@ -153,11 +158,31 @@ pub async fn drain(
             let _ = stopped.await;
         }),
     ));
-    while (playback_rows(client).await as usize) < n {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (mut last, mut moved) = (0, Instant::now());
+    loop {
+        let written = (written_total() - before) as usize;
+        if written >= n || task.is_finished() {
+            break;
+        }
+        if written != last {
+            (last, moved) = (written, Instant::now());
+        }
+        anyhow::ensure!(
+            moved.elapsed() < std::time::Duration::from_secs(120),
+            "the sink wrote nothing for 2 minutes ({written} of {n}); see its log"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let _ = stop.send(());
     let stats = task.await??;
+    let rows = client
+        .query("SELECT count() FROM playback_events")
+        .fetch_one::<u64>()
+        .await?;
+    anyhow::ensure!(
+        rows as usize == n,
+        "{rows} rows in playback_events, not {n}"
+    );
     Ok(rate(&stats, n))
 }
 

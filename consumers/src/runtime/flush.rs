@@ -176,7 +176,7 @@ impl<S: Sink> Writer<S> {
         let dead: Vec<DeadLetter> = items
             .iter()
             .map(|(i, reason)| DeadLetter {
-                source: batch.sources[*i].clone(),
+                source: batch.sources.owned(*i),
                 error: format!("{}: {reason}", self.sink.name()),
             })
             .collect();

@@ -3,12 +3,17 @@
 //! is committed, so batches are written and committed in order.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::pending::Pending;
 use super::{flush, Runner, RuntimeError, Sink, Stopped};
+
+/// How long a batch may take to be written, while the next batch's worth of records waits, before
+/// the partitions are paused.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
 impl<S: Sink> Runner<S> {
     /// Starts writing `batch` in a task of its own.
@@ -19,24 +24,29 @@ impl<S: Sink> Runner<S> {
     }
 
     /// Waits for the batch in flight and commits it. Meanwhile the consumer keeps polling (records
-    /// wait in `early`; the partitions are paused once a batch's worth waits there), so a long
-    /// retry never costs the group. `Err` if shutdown's flush timeout passed before it could be
-    /// written: nothing of it is committed.
-    pub(super) async fn finish_inflight(&mut self) -> Result<(), RuntimeError> {
+    /// wait in `next`, the batch to be filled; the partitions are paused once a batch's worth
+    /// waits there), so a long retry never costs the group. `Err` if shutdown's flush timeout
+    /// passed before it could be written: nothing of it is committed.
+    pub(super) async fn finish_inflight(
+        &mut self,
+        next: &mut Pending<S::Event>,
+    ) -> Result<(), RuntimeError> {
         let Some((mut task, rows)) = self.inflight.take() else {
             return Ok(());
         };
         let outcome = loop {
+            // A batch's worth waiting: take no more, and leave the rest in librdkafka's queue
+            // (bounded by its own settings). Only a write that takes longer than `PAUSE_AFTER`
+            // pauses the partitions (then the consumer polls on, so the group keeps it): a resume
+            // costs a fetch started afresh, which stalled the stream for 400-500 ms every few
+            // batches when every batch paused.
+            let full = next.sources.waiting() >= self.config.max_rows;
             tokio::select! {
                 biased;
                 done = &mut task => break done,
-                msg = self.consumer.recv(), if !self.shutdown.is_triggered() => match msg {
-                    Ok(msg) => {
-                        self.early.push_back(msg.detach());
-                        if self.early.len() >= self.config.max_rows {
-                            self.pause();
-                        }
-                    }
+                _ = tokio::time::sleep(PAUSE_AFTER), if full && !self.paused => self.pause(),
+                msg = self.consumer.recv(), if !self.shutdown.is_triggered() && (!full || self.paused) => match msg {
+                    Ok(msg) => next.sources.receive(&msg),
                     Err(e) => tracing::debug!(error = %e, "kafka consumer error while writing"),
                 },
             }
@@ -109,5 +119,7 @@ impl<S: Sink> Runner<S> {
             ms = done.started.elapsed().as_millis() as u64,
             "batch committed"
         );
+        // Its lists and buffer, emptied, take the batch after next.
+        self.spare = Some(done.batch.recycle());
     }
 }

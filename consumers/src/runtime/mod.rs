@@ -29,7 +29,6 @@ mod types;
 
 pub use types::{Record, RuntimeConfig, RuntimeError, Sink, SinkError, Stats, Written};
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,12 +37,11 @@ use common::backoff::Backoff;
 use common::shutdown::Shutdown;
 use futures::FutureExt;
 use rdkafka::consumer::Consumer;
-use rdkafka::message::{Message, OwnedMessage};
 use schemas::domain::Timestamp;
 use schemas::{Codec, CodecError, Event};
 
 use crate::runtime::consumer::{build_consumer, RebalanceLog, RuntimeConsumer};
-use crate::runtime::dead_letter::{header, DeadLetters};
+use crate::runtime::dead_letter::DeadLetters;
 use crate::runtime::flush::Writer;
 use crate::runtime::metrics::SinkMetrics;
 use crate::runtime::pending::{DeadLetter, Pending};
@@ -94,7 +92,7 @@ pub async fn run<S: Sink>(
         shutdown,
         inflight: None,
         revoked_in_flight: Vec::new(),
-        early: VecDeque::new(),
+        spare: None,
         paused: false,
     };
     runner.run().await
@@ -120,8 +118,8 @@ struct Runner<S: Sink> {
     inflight: Option<InFlight<S::Event>>,
     /// Partitions revoked while a batch was in flight: its offsets for them are not committed.
     revoked_in_flight: Vec<i32>,
-    /// Records received while waiting (paused or not), to be handled before polling again.
-    early: VecDeque<OwnedMessage>,
+    /// A committed batch, emptied, to be filled again (its memory kept).
+    spare: Option<Pending<S::Event>>,
     paused: bool,
 }
 
@@ -134,20 +132,15 @@ impl<S: Sink> Runner<S> {
             // queue is not a tokio resource), and the batch task spawned from this one would wait
             // for it in this worker's LIFO slot, where the other workers cannot steal it.
             tokio::task::consume_budget().await;
-            let next = match self.early.pop_front() {
-                Some(msg) => Some(msg),
-                None => self.poll(&pending).await?,
-            };
+            // Records received while waiting come first; then the queue.
+            let got = pending.sources.waiting() > 0 || self.poll(&mut pending).await?;
             if self.shutdown.is_triggered() {
-                // A record taken but not accounted for is simply not committed.
+                // A record received but not accounted for is simply not committed.
                 break;
             }
             self.forget_revoked(&mut pending);
-            let next_was_none = next.is_none();
-            if let Some(msg) = next {
-                if self.accept(msg, &mut pending).await.is_err() {
-                    break;
-                }
+            if got && pending.sources.waiting() > 0 && self.accept(&mut pending).await.is_err() {
+                break;
             }
             self.forget_revoked(&mut pending);
             let full = pending.events.len() >= self.config.max_rows
@@ -155,39 +148,44 @@ impl<S: Sink> Runner<S> {
             // The clock is read once per 64 records while they keep coming (it was a few per
             // cent of the sink's CPU read per record); a wait for records ends at the deadline.
             taken = taken.wrapping_add(1);
-            let due = (next_was_none || taken.is_multiple_of(64))
+            let due = (!got || taken.is_multiple_of(64))
                 && pending
                     .started
                     .is_some_and(|s| s.elapsed() >= self.config.max_wait);
             if !pending.is_empty() && (full || due) {
+                let mut next = self
+                    .spare
+                    .take()
+                    .unwrap_or_else(|| Pending::with_capacity(self.config.max_rows));
+                pending.sources.hand_over(&mut next.sources);
                 if self.inflight.is_some() {
                     // The sink prepares this batch while the one before it is being written.
                     let writer = self.writer.clone();
-                    let (finished, ()) =
-                        tokio::join!(self.finish_inflight(), writer.sink.prepare(&pending.events));
+                    let (finished, ()) = tokio::join!(
+                        self.finish_inflight(&mut next),
+                        writer.sink.prepare(&pending.events)
+                    );
                     finished?;
                 }
-                let next = Pending::with_capacity(self.config.max_rows);
                 self.start(std::mem::replace(&mut pending, next));
             }
         }
-        self.finish_inflight().await?;
+        // Records received but not decoded are not committed: read again on the next start.
+        let mut rest = Pending::new();
+        self.finish_inflight(&mut rest).await?;
         self.forget_revoked(&mut pending);
         if !pending.is_empty() {
             self.start(pending);
-            self.finish_inflight().await?;
+            self.finish_inflight(&mut rest).await?;
         }
         tracing::info!(sink = self.writer.sink.name(), "consumer stopped");
         Ok(self.stats.clone())
     }
 
-    /// The next record, or `None` when the batch is due or shutdown fired.
-    /// Commits the batch in flight as soon as its task is done, so its offsets do not wait for
-    /// the next batch.
-    async fn poll(
-        &mut self,
-        pending: &Pending<S::Event>,
-    ) -> Result<Option<OwnedMessage>, RuntimeError> {
+    /// Receives the next record into `pending`'s waiting records (`true`), or `false` when the
+    /// batch is due or shutdown fired. Commits the batch in flight as soon as its task is done,
+    /// so its offsets do not wait for the next batch.
+    async fn poll(&mut self, pending: &mut Pending<S::Event>) -> Result<bool, RuntimeError> {
         // A wait for the registry or for a batch may have paused the partitions.
         self.resume();
         // The fast path, while records keep coming: one look at the queue, without arming the
@@ -202,7 +200,10 @@ impl<S: Sink> Runner<S> {
         }
         if !self.shutdown.is_triggered() {
             match self.consumer.recv().now_or_never() {
-                Some(Ok(msg)) => return Ok(Some(msg.detach())),
+                Some(Ok(msg)) => {
+                    pending.sources.receive(&msg);
+                    return Ok(true);
+                }
                 // Said as the wait below says it, not dropped unseen.
                 Some(Err(e)) => tracing::warn!(error = %e, "kafka consumer error"),
                 None => {}
@@ -218,8 +219,8 @@ impl<S: Sink> Runner<S> {
             let busy = inflight.is_some();
             let next = tokio::select! {
                 biased;
-                _ = shutdown.wait() => return Ok(None),
-                _ = tokio::time::sleep_until(deadline.into()) => return Ok(None),
+                _ = shutdown.wait() => return Ok(false),
+                _ = tokio::time::sleep_until(deadline.into()) => return Ok(false),
                 done = async {
                     match inflight.as_mut() {
                         Some((task, _)) => task.await,
@@ -231,7 +232,10 @@ impl<S: Sink> Runner<S> {
             };
             match next {
                 Ok(None) => {}
-                Ok(Some(Ok(msg))) => return Ok(Some(msg.detach())),
+                Ok(Some(Ok(msg))) => {
+                    pending.sources.receive(&msg);
+                    return Ok(true);
+                }
                 Ok(Some(Err(e))) => {
                     tracing::warn!(error = %e, "kafka consumer error");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -244,29 +248,32 @@ impl<S: Sink> Runner<S> {
         }
     }
 
-    /// Decodes one record into the pending batch, or into its dead letters. The offset is noted
-    /// only once the record is one or the other.
-    async fn accept(
-        &mut self,
-        msg: OwnedMessage,
-        pending: &mut Pending<S::Event>,
-    ) -> Result<(), Stopped> {
+    /// Decodes the next waiting record into the pending batch, or into its dead letters. The
+    /// offset is noted only once the record is one or the other.
+    async fn accept(&mut self, pending: &mut Pending<S::Event>) -> Result<(), Stopped> {
         self.stats.consumed.fetch_add(1, Ordering::Relaxed);
         self.stats.first_consumed.get_or_init(Instant::now);
         self.metrics.consumed.inc();
-        let payload = msg.payload().unwrap_or_default();
         let mut backoff = Backoff::default();
         let decoded = loop {
+            let msg = pending.sources.next().expect("a record waits");
+            let payload = pending.sources.payload(msg);
             match self.codec.decode::<S::Event>(payload).await {
                 Err(CodecError::Unavailable(e)) => {
                     tracing::warn!(error = %e, "schema registry unavailable; retrying");
-                    self.wait(backoff.next_delay()).await?;
+                    self.wait(backoff.next_delay(), pending).await?;
                 }
                 other => break other,
             }
         };
+        let msg = pending.sources.next().expect("a record waits");
+        let (partition, offset, bytes) = (
+            msg.partition,
+            msg.offset,
+            pending.sources.payload(msg).len(),
+        );
         let produced = msg
-            .timestamp()
+            .timestamp
             .to_millis()
             .and_then(|ms| Timestamp::from_millis("timestamp", ms).ok())
             .unwrap_or_else(Timestamp::now);
@@ -277,21 +284,26 @@ impl<S: Sink> Runner<S> {
                 .map(|()| event)
                 .map_err(|e| e.to_string())
         });
-        pending.note(msg.partition(), msg.offset(), payload.len());
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            if let Ok(event) = &checked {
+                let trace = pending.sources.header(msg, "traceparent");
+                tracing::debug!(event_id = %event.event_id(), traceparent = ?trace, "consumed");
+            }
+        }
+        pending.note(partition, offset, bytes);
         match checked {
             Ok(event) => {
-                if tracing::enabled!(tracing::Level::DEBUG) {
-                    let trace = header(&msg, "traceparent");
-                    tracing::debug!(event_id = %event.event_id(), traceparent = ?trace, "consumed");
-                }
                 pending.events.push(Record {
                     event,
-                    partition: msg.partition(),
-                    offset: msg.offset(),
+                    partition,
+                    offset,
                 });
-                pending.sources.push(msg);
+                pending.sources.accept_next();
             }
-            Err(error) => pending.dead.push(DeadLetter { source: msg, error }),
+            Err(error) => {
+                let source = pending.sources.refuse_next().expect("a record waits");
+                pending.dead.push(DeadLetter { source, error });
+            }
         }
         Ok(())
     }
@@ -303,7 +315,6 @@ impl<S: Sink> Runner<S> {
             return;
         }
         pending.drop_partitions(&revoked);
-        self.early.retain(|m| !revoked.contains(&m.partition()));
         if self.inflight.is_some() {
             self.revoked_in_flight.extend(revoked);
         }
@@ -311,9 +322,13 @@ impl<S: Sink> Runner<S> {
 
     /// Waits `delay` before asking the registry again while keeping the group: the assigned
     /// partitions are paused and the consumer keeps polling (a record that was already on its way
-    /// is kept for later). `Err` at once when shutdown fires (the record being decoded is read
+    /// waits in `pending`). `Err` at once when shutdown fires (the record being decoded is read
     /// again on the next start).
-    async fn wait(&mut self, delay: Duration) -> Result<(), Stopped> {
+    async fn wait(
+        &mut self,
+        delay: Duration,
+        pending: &mut Pending<S::Event>,
+    ) -> Result<(), Stopped> {
         self.pause();
         let until = Instant::now() + delay;
         loop {
@@ -325,7 +340,7 @@ impl<S: Sink> Runner<S> {
                 _ = self.shutdown.wait() => {}
                 _ = tokio::time::sleep_until(until.into()) => return Ok(()),
                 msg = self.consumer.recv() => match msg {
-                    Ok(msg) => self.early.push_back(msg.detach()),
+                    Ok(msg) => pending.sources.receive(&msg),
                     Err(e) => tracing::debug!(error = %e, "kafka consumer error while paused"),
                 },
             }

@@ -151,7 +151,10 @@ impl<E: Table> ClickHouseSink<E> {
         let seen = match self.ahead.take(batch) {
             Some(seen) => seen,
             // No insert of this sink is running now: the answer has all of them.
-            None => self.lookups.seen(E::TABLE, &sorted_keys(&fresh)).await?,
+            None => {
+                tracing::debug!(rows = batch.len(), "no lookup ahead for this batch");
+                self.lookups.seen(E::TABLE, &sorted_keys(&fresh)).await?
+            }
         };
         Ok(fresh
             .into_iter()
