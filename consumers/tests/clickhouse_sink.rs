@@ -527,6 +527,80 @@ async fn writes_slower_than_the_pause_threshold_lose_and_duplicate_nothing() {
     f.drop_database().await;
 }
 
+/// An eager rebalance revokes every partition of the group and assigns them again; here a second
+/// consumer joins the group and leaves it three times while the sink's writes take longer than its pause
+/// threshold, so the revokes and the records of each new assignment arrive while a batch is
+/// written. Only what was held from before a revoke is dropped (and read again): every event lands,
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_revoked_and_assigned_again_while_a_batch_is_written_lose_nothing() {
+    let f = fixture().await;
+    let n = 2000;
+    let events = f.send_events(n).await;
+    let mut runtime = f.runtime();
+    runtime.max_rows = 200;
+    let sink = Slow {
+        sink: ClickHouseSink::new(&f.ch),
+        slow: std::sync::atomic::AtomicUsize::new(usize::MAX),
+        delay: Duration::from_millis(1200),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = common::shutdown::Shutdown::when(async move {
+        let _ = stopped.await;
+    });
+    let handle = tokio::spawn(consumers::run(runtime, f.codec.clone(), sink, shutdown));
+    // Joins the group (each join and each leave is a rebalance), holds partitions a moment,
+    // commits nothing, leaves.
+    let mut joins = 0;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let other: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &f.stack.kafka_brokers)
+            .set("group.id", &f.group)
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .unwrap();
+        other.subscribe(&[&f.topic]).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while other.assignment().unwrap().count() == 0 && std::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(100), other.recv()).await;
+        }
+        if other.assignment().unwrap().count() > 0 {
+            joins += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(other);
+    }
+    assert_eq!(
+        joins, 3,
+        "the other consumer was given partitions each time"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while f.count("").await < n as u64 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.send(()).unwrap();
+    handle.await.unwrap().unwrap();
+    assert_eq!(f.count("").await, n as u64, "rows, without FINAL");
+    let ids: u64 =
+        f.ch.client()
+            .query("SELECT uniqExact(event_id) FROM playback_events")
+            .fetch_one()
+            .await
+            .unwrap();
+    assert_eq!(ids, n as u64);
+    let last: u64 =
+        f.ch.client()
+            .query("SELECT count() FROM playback_events WHERE event_id = ?")
+            .bind(events[n - 1].event_id.to_string())
+            .fetch_one()
+            .await
+            .unwrap();
+    assert_eq!(last, 1);
+    f.drop_database().await;
+}
+
 /// The crash test: 200,000 events and 1,000 resends of them flow while the sink binary is
 /// SIGKILLed ten times in the middle of its work and restarted each time; at the end every event is
 /// in ClickHouse exactly once (no FINAL needed) and the watch-time aggregate counts each once.

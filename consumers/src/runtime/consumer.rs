@@ -8,6 +8,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{ConsumerContext, Rebalance, StreamConsumer};
 
 use super::metrics::SinkMetrics;
+use super::pending::Pending;
 use super::{RuntimeConfig, RuntimeError};
 
 /// Partitions revoked since the runtime last looked. librdkafka calls the context on its own thread
@@ -32,10 +33,73 @@ impl RebalanceLog {
     }
 
     pub(crate) fn take_revoked(&self) -> Vec<i32> {
-        if !self.any_revoked.swap(false, Ordering::Acquire) {
+        // A load first: this runs for every record received, and a swap would write the flag's
+        // cache line each time.
+        if !self.any_revoked.load(Ordering::Acquire)
+            || !self.any_revoked.swap(false, Ordering::Acquire)
+        {
             return Vec::new();
         }
         std::mem::take(&mut *self.revoked.lock().expect("rebalance lock"))
+    }
+}
+
+/// What the runner does with revoked partitions: forgets what it holds of them, and keeps the
+/// batch being written from committing them.
+pub(crate) struct Revoked {
+    log: RebalanceLog,
+    /// Partitions revoked while a batch was in flight: its offsets for them are not committed.
+    pub in_flight: Vec<i32>,
+    /// Partitions revoked while a batch was written and the next one waited to start: forgotten
+    /// in that one before it starts (everything in it came before the revoke).
+    before_start: Vec<i32>,
+}
+
+impl Revoked {
+    pub(crate) fn new(log: RebalanceLog) -> Self {
+        Self {
+            log,
+            in_flight: Vec::new(),
+            before_start: Vec::new(),
+        }
+    }
+
+    /// Drops the records `pending` holds of partitions revoked since the last look, and keeps
+    /// the batch in flight (if `in_flight`) from committing them; `waiting_to_start`: a batch
+    /// is being written and another waits to start (see [`Revoked::forget_before_start`]).
+    ///
+    /// Called before every received record is stored, and that is what makes it exact:
+    /// librdkafka calls the rebalance callback inside `recv`, before it returns any record of the
+    /// new assignment, so what the consumer holds of a revoked partition at that point came
+    /// before the revoke (its owner reads it again), and the record just received, and every
+    /// later one, did not. Forgotten any later, the records of a partition revoked and assigned
+    /// again (an eager rebalance revokes every partition) were dropped with the stale ones, and
+    /// the offset of a later record of it was committed past them: events lost (test
+    /// `partitions_revoked_and_assigned_again_while_a_batch_is_written_lose_nothing`).
+    pub(crate) fn forget<E>(
+        &mut self,
+        pending: &mut Pending<E>,
+        in_flight: bool,
+        waiting_to_start: bool,
+    ) {
+        let revoked = self.log.take_revoked();
+        if revoked.is_empty() {
+            return;
+        }
+        pending.drop_partitions(&revoked);
+        if waiting_to_start {
+            self.before_start.extend(&revoked);
+        }
+        if in_flight {
+            self.in_flight.extend(revoked);
+        }
+    }
+
+    /// Drops from the batch about to start the records of partitions revoked while the batch
+    /// before it was written: all of them came before the revoke.
+    pub(crate) fn forget_before_start<E>(&mut self, pending: &mut Pending<E>) {
+        let revoked = std::mem::take(&mut self.before_start);
+        pending.drop_partitions(&revoked);
     }
 }
 

@@ -46,7 +46,10 @@ impl<S: Sink> Runner<S> {
                 done = &mut task => break done,
                 _ = tokio::time::sleep(PAUSE_AFTER), if full && !self.paused => self.pause(),
                 msg = self.consumer.recv(), if !self.shutdown.is_triggered() && (!full || self.paused) => match msg {
-                    Ok(msg) => next.sources.receive(&msg),
+                    Ok(msg) => {
+                        self.revoked.forget(next, true, true);
+                        next.sources.receive(&msg);
+                    }
                     Err(e) => tracing::debug!(error = %e, "kafka consumer error while writing"),
                 },
             }
@@ -81,7 +84,7 @@ impl<S: Sink> Runner<S> {
     /// owner reads the records again and the sink leaves out what it has) and counts it.
     fn commit(&mut self, done: flush::Written<S::Event>) {
         let batch = &done.batch;
-        let revoked = std::mem::take(&mut self.revoked_in_flight);
+        let revoked = std::mem::take(&mut self.revoked.in_flight);
         let mut tpl = TopicPartitionList::new();
         for (p, next) in &batch.next_offsets {
             if !revoked.contains(p) {

@@ -40,7 +40,7 @@ use rdkafka::consumer::Consumer;
 use schemas::domain::Timestamp;
 use schemas::{Codec, CodecError, Event};
 
-use crate::runtime::consumer::{build_consumer, RebalanceLog, RuntimeConsumer};
+use crate::runtime::consumer::{build_consumer, RebalanceLog, Revoked, RuntimeConsumer};
 use crate::runtime::dead_letter::DeadLetters;
 use crate::runtime::flush::Writer;
 use crate::runtime::metrics::SinkMetrics;
@@ -87,11 +87,10 @@ pub async fn run<S: Sink>(
         writer,
         topic,
         consumer,
-        rebalances,
+        revoked: Revoked::new(rebalances),
         metrics,
         shutdown,
         inflight: None,
-        revoked_in_flight: Vec::new(),
         spare: None,
         paused: false,
     };
@@ -110,14 +109,12 @@ struct Runner<S: Sink> {
     writer: Arc<Writer<S>>,
     topic: String,
     consumer: RuntimeConsumer,
-    rebalances: RebalanceLog,
+    revoked: Revoked,
     stats: Arc<Stats>,
     metrics: SinkMetrics,
     shutdown: Shutdown,
     /// The batch being written, if any.
     inflight: Option<InFlight<S::Event>>,
-    /// Partitions revoked while a batch was in flight: its offsets for them are not committed.
-    revoked_in_flight: Vec<i32>,
     /// A committed batch, emptied, to be filled again (its memory kept).
     spare: Option<Pending<S::Event>>,
     paused: bool,
@@ -138,11 +135,13 @@ impl<S: Sink> Runner<S> {
                 // A record received but not accounted for is simply not committed.
                 break;
             }
-            self.forget_revoked(&mut pending);
+            self.revoked
+                .forget(&mut pending, self.inflight.is_some(), false);
             if got && pending.sources.waiting() > 0 && self.accept(&mut pending).await.is_err() {
                 break;
             }
-            self.forget_revoked(&mut pending);
+            self.revoked
+                .forget(&mut pending, self.inflight.is_some(), false);
             let full = pending.events.len() >= self.config.max_rows
                 || pending.bytes >= self.config.max_bytes;
             // The clock is read once per 64 records while they keep coming (it was a few per
@@ -166,14 +165,22 @@ impl<S: Sink> Runner<S> {
                         writer.sink.prepare(&pending.events)
                     );
                     finished?;
+                    self.revoked.forget_before_start(&mut pending);
                 }
-                self.start(std::mem::replace(&mut pending, next));
+                let batch = std::mem::replace(&mut pending, next);
+                if batch.is_empty() {
+                    // All of it was of partitions revoked meanwhile.
+                    self.spare = Some(batch.recycle());
+                } else {
+                    self.start(batch);
+                }
             }
         }
         // Records received but not decoded are not committed: read again on the next start.
         let mut rest = Pending::new();
         self.finish_inflight(&mut rest).await?;
-        self.forget_revoked(&mut pending);
+        self.revoked.forget_before_start(&mut pending);
+        self.revoked.forget(&mut pending, false, false);
         if !pending.is_empty() {
             self.start(pending);
             self.finish_inflight(&mut rest).await?;
@@ -201,6 +208,7 @@ impl<S: Sink> Runner<S> {
         if !self.shutdown.is_triggered() {
             match self.consumer.recv().now_or_never() {
                 Some(Ok(msg)) => {
+                    self.revoked.forget(pending, self.inflight.is_some(), false);
                     pending.sources.receive(&msg);
                     return Ok(true);
                 }
@@ -233,6 +241,7 @@ impl<S: Sink> Runner<S> {
             match next {
                 Ok(None) => {}
                 Ok(Some(Ok(msg))) => {
+                    self.revoked.forget(pending, self.inflight.is_some(), false);
                     pending.sources.receive(&msg);
                     return Ok(true);
                 }
@@ -256,7 +265,10 @@ impl<S: Sink> Runner<S> {
         self.metrics.consumed.inc();
         let mut backoff = Backoff::default();
         let decoded = loop {
-            let msg = pending.sources.next().expect("a record waits");
+            // A wait for the registry may have forgotten it (its partition was revoked).
+            let Some(msg) = pending.sources.next() else {
+                return Ok(());
+            };
             let payload = pending.sources.payload(msg);
             match self.codec.decode::<S::Event>(payload).await {
                 Err(CodecError::Unavailable(e)) => {
@@ -308,18 +320,6 @@ impl<S: Sink> Runner<S> {
         Ok(())
     }
 
-    /// Drops the pending records of partitions the consumer no longer owns.
-    fn forget_revoked(&mut self, pending: &mut Pending<S::Event>) {
-        let revoked = self.rebalances.take_revoked();
-        if revoked.is_empty() {
-            return;
-        }
-        pending.drop_partitions(&revoked);
-        if self.inflight.is_some() {
-            self.revoked_in_flight.extend(revoked);
-        }
-    }
-
     /// Waits `delay` before asking the registry again while keeping the group: the assigned
     /// partitions are paused and the consumer keeps polling (a record that was already on its way
     /// waits in `pending`). `Err` at once when shutdown fires (the record being decoded is read
@@ -340,7 +340,10 @@ impl<S: Sink> Runner<S> {
                 _ = self.shutdown.wait() => {}
                 _ = tokio::time::sleep_until(until.into()) => return Ok(()),
                 msg = self.consumer.recv() => match msg {
-                    Ok(msg) => pending.sources.receive(&msg),
+                    Ok(msg) => {
+                        self.revoked.forget(pending, self.inflight.is_some(), false);
+                        pending.sources.receive(&msg);
+                    }
                     Err(e) => tracing::debug!(error = %e, "kafka consumer error while paused"),
                 },
             }
