@@ -581,8 +581,16 @@ async fn partitions_revoked_and_assigned_again_while_a_batch_is_written_lose_not
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.send(()).unwrap();
-    handle.await.unwrap().unwrap();
-    assert_eq!(f.count("").await, n as u64, "rows, without FINAL");
+    let stats = handle.await.unwrap().unwrap();
+    // Said on failure: a group that committed every offset without the rows lost them; one that
+    // did not, stalled.
+    let offsets = committed(&f).await;
+    let written = stats.written.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        f.count("").await,
+        n as u64,
+        "rows, without FINAL (the runtime wrote {written}; committed offsets {offsets:?} of {n} records)"
+    );
     let ids: u64 =
         f.ch.client()
             .query("SELECT uniqExact(event_id) FROM playback_events")

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
 
 use super::metrics::SinkMetrics;
 use super::pending::Pending;
@@ -20,6 +20,8 @@ pub(crate) struct RebalanceLog {
     /// Set after partitions are added to `revoked`: the runtime looks at it for every record, and
     /// takes the lock only when it is set.
     any_revoked: Arc<AtomicBool>,
+    /// Whether the runner has its partitions paused (see [`RebalanceLog::paused`]).
+    paused: Arc<AtomicBool>,
     metrics: SinkMetrics,
 }
 
@@ -28,8 +30,19 @@ impl RebalanceLog {
         Self {
             revoked: Arc::default(),
             any_revoked: Arc::default(),
+            paused: Arc::default(),
             metrics,
         }
+    }
+
+    /// The runner's paused state, which each new assignment is made to match: librdkafka keeps
+    /// an application's pause on a partition through a revoke and a later assign, so a partition
+    /// paused before a rebalance and assigned again after the runner resumed (its resume reached
+    /// only what was assigned then) stayed paused for good: the consumer stalled with records
+    /// left (`partitions_revoked_and_assigned_again_while_a_batch_is_written_lose_nothing`
+    /// stalled that way under load). And a paused runner is not flooded by a new assignment.
+    pub(crate) fn paused(&self) -> Arc<AtomicBool> {
+        self.paused.clone()
     }
 
     pub(crate) fn take_revoked(&self) -> Vec<i32> {
@@ -125,12 +138,21 @@ impl ConsumerContext for RebalanceLog {
 
     fn post_rebalance(
         &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
         rebalance: &Rebalance<'_>,
     ) {
         if let Rebalance::Assign(tpl) = rebalance {
             let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-            tracing::info!(partitions = ?parts, "partitions assigned");
+            let paused = self.paused.load(Ordering::Relaxed);
+            tracing::info!(partitions = ?parts, paused, "partitions assigned");
+            let matched = if paused {
+                consumer.pause(tpl)
+            } else {
+                consumer.resume(tpl)
+            };
+            if let Err(e) = matched {
+                tracing::warn!(error = %e, paused, "matching the new assignment's pause");
+            }
         }
     }
 }

@@ -44,8 +44,8 @@ impl<S: Sink> Runner<S> {
             tokio::select! {
                 biased;
                 done = &mut task => break done,
-                _ = tokio::time::sleep(PAUSE_AFTER), if full && !self.paused => self.pause(),
-                msg = self.consumer.recv(), if !self.shutdown.is_triggered() && (!full || self.paused) => match msg {
+                _ = tokio::time::sleep(PAUSE_AFTER), if full && !self.is_paused() => self.pause(),
+                msg = self.consumer.recv(), if !self.shutdown.is_triggered() && (!full || self.is_paused()) => match msg {
                     Ok(msg) => {
                         self.revoked.forget(next, true, true);
                         next.sources.receive(&msg);

@@ -29,7 +29,7 @@ mod types;
 
 pub use types::{Record, RuntimeConfig, RuntimeError, Sink, SinkError, Stats, Written};
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,12 +87,12 @@ pub async fn run<S: Sink>(
         writer,
         topic,
         consumer,
-        revoked: Revoked::new(rebalances),
+        revoked: Revoked::new(rebalances.clone()),
         metrics,
         shutdown,
         inflight: None,
         spare: None,
-        paused: false,
+        paused: rebalances.paused(),
     };
     runner.run().await
 }
@@ -117,7 +117,9 @@ struct Runner<S: Sink> {
     inflight: Option<InFlight<S::Event>>,
     /// A committed batch, emptied, to be filled again (its memory kept).
     spare: Option<Pending<S::Event>>,
-    paused: bool,
+    /// Whether the runner wants its partitions paused; shared with the rebalance callback, which
+    /// pauses or resumes each new assignment to match (see [`RebalanceLog::paused`]).
+    paused: Arc<AtomicBool>,
 }
 
 impl<S: Sink> Runner<S> {
@@ -350,21 +352,24 @@ impl<S: Sink> Runner<S> {
         }
     }
 
+    fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
     /// Pauses the assigned partitions (until [`Runner::resume`]).
     fn pause(&mut self) {
-        if !self.paused {
+        if !self.paused.swap(true, Ordering::Relaxed) {
             if let Ok(assigned) = self.consumer.assignment() {
                 if let Err(e) = self.consumer.pause(&assigned) {
                     tracing::warn!(error = %e, "pausing partitions");
                 }
             }
-            self.paused = true;
         }
     }
 
     /// Resumes the partitions paused by [`Runner::pause`].
     fn resume(&mut self) {
-        if std::mem::take(&mut self.paused) {
+        if self.paused.swap(false, Ordering::Relaxed) {
             if let Ok(assigned) = self.consumer.assignment() {
                 if let Err(e) = self.consumer.resume(&assigned) {
                     tracing::warn!(error = %e, "resuming partitions after a retry");
