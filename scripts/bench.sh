@@ -14,6 +14,11 @@ WORKERS="${BENCH_API_WORKERS:-$(nproc)}"
 CONNECTIONS="${BENCH_API_CONNECTIONS:-128}"
 OUT="$ROOT/docs/benchmarks.md"
 
+# On a machine as quiet as the stack allows: the local ClickHouse cluster of `make test-cluster`
+# (four servers and ZooKeeper) costs a quarter of a core even idle; `make services-cluster` starts
+# it again.
+scripts/services-cluster.sh down >/dev/null 2>&1 || true
+
 # The examples run first, while the memory broker is still small (Tansu slows down as it holds
 # millions of records); each writes its section to target/bench/<part>.md, appended below the API
 # section in name order.

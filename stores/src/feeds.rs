@@ -199,6 +199,15 @@ impl Feeds {
         Ok(feeds)
     }
 
+    /// The same store over a connection of its own. Clones share one multiplexed connection, on
+    /// which a command waits for every one sent before it: a fan-out worker's pipeline of 10,000
+    /// writes held the planner's page reads and progress records 15-40 ms each, half of the walk
+    /// of 1,000,000 followers. A role that writes in bulk and one that walks in small steps each
+    /// take their own.
+    pub async fn with_own_connection(&self) -> Result<Self, FeedError> {
+        Self::connect(self.config.clone()).await
+    }
+
     pub fn config(&self) -> &FeedConfig {
         &self.config
     }

@@ -49,25 +49,26 @@ async fn main() -> anyhow::Result<()> {
         config.group_id = format!("{}.{role}", base.group_id);
         let shutdown = shutdown.clone();
         let codec = codec.clone();
+        // Each role on a connection of its own: the workers' bulk pipelines would hold the
+        // planner's small steps (see `Feeds::with_own_connection`).
+        let feeds = feeds
+            .with_own_connection()
+            .await
+            .context("connecting to Redis")?;
         match *role {
             "planner" => {
                 let producer = EventProducer::new(
                     &ProducerConfig::from_env(&stack.kafka_brokers)?,
                     codec.clone(),
                 )?;
-                let sink = Planner::new(feeds.clone(), producer, ProgressConfig::from_env()?);
+                let sink = Planner::new(feeds, producer, ProgressConfig::from_env()?);
                 tasks.spawn(run(config, codec, sink, shutdown));
             }
             "worker" => {
-                tasks.spawn(run(config, codec, Worker::new(feeds.clone()), shutdown));
+                tasks.spawn(run(config, codec, Worker::new(feeds), shutdown));
             }
             _ => {
-                tasks.spawn(run(
-                    config,
-                    codec,
-                    FollowMirror::new(feeds.clone()),
-                    shutdown,
-                ));
+                tasks.spawn(run(config, codec, FollowMirror::new(feeds), shutdown));
             }
         }
     }

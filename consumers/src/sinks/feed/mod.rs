@@ -140,12 +140,32 @@ impl Planner {
             .record_progress(&post.post_id, followers, page, cursor.as_deref(), false)
             .await
             .map_err(classify)?;
+        // One page is emitted while the next is read: the broker's acknowledgement of page k and
+        // the follower read of page k + 1 overlap. Progress is still recorded in page order, each
+        // page once acknowledged, so a walk resumed after a crash emits again at most the page
+        // that was in flight (the workers absorb pages written twice). The walk ends at the
+        // first empty read, which also waits for the last page's acknowledgement.
+        let mut in_flight = None;
         loop {
-            let ids = self
-                .feeds
-                .followers_page(&post.author_id, cursor.as_deref(), config.page_size)
-                .await
-                .map_err(classify)?;
+            let read =
+                self.feeds
+                    .followers_page(&post.author_id, cursor.as_deref(), config.page_size);
+            let (ids, acked) = match in_flight.take() {
+                Some(ack) => {
+                    let (ids, acked) = tokio::join!(read, ack);
+                    (ids, Some(acked))
+                }
+                None => (read.await, None),
+            };
+            if let Some(acked) = acked {
+                let (emitted, last, full): (u32, String, bool) = acked?;
+                self.tracker.emitted(&post.post_id, emitted);
+                self.feeds
+                    .record_progress(&post.post_id, followers, emitted, Some(&last), !full)
+                    .await
+                    .map_err(classify)?;
+            }
+            let ids = ids.map_err(classify)?;
             let Some(last) = ids.last().cloned() else {
                 break;
             };
@@ -159,20 +179,16 @@ impl Planner {
                 follower_ids: ids,
                 occurred_at: Timestamp::now(),
             };
-            self.producer
-                .send(&batch, &[])
-                .await
-                .map_err(|e| SinkError::Transient(format!("emitting a fan-out page: {e}")))?;
             page += 1;
-            self.tracker.emitted(&post.post_id, page);
-            cursor = Some(last);
-            self.feeds
-                .record_progress(&post.post_id, followers, page, cursor.as_deref(), !full)
-                .await
-                .map_err(classify)?;
-            if !full {
-                break;
-            }
+            cursor = Some(last.clone());
+            let (producer, emitted) = (&self.producer, page);
+            in_flight = Some(async move {
+                producer
+                    .send(&batch, &[])
+                    .await
+                    .map_err(|e| SinkError::Transient(format!("emitting a fan-out page: {e}")))?;
+                Ok::<_, SinkError>((emitted, last, full))
+            });
         }
         self.feeds
             .record_progress(&post.post_id, followers, page, cursor.as_deref(), true)
