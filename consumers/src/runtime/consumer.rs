@@ -12,7 +12,8 @@ use super::pending::Pending;
 use super::{RuntimeConfig, RuntimeError};
 
 /// Partitions revoked since the runtime last looked. librdkafka calls the context on its own thread
-/// inside `recv`; the runtime drains this before it adds to or flushes a batch. The context also
+/// inside `recv`; the runtime drains this before it stores each received record and before it
+/// adds to or flushes a batch (see [`Revoked::forget`]). The context also
 /// receives librdkafka's statistics, which carry the lag per partition.
 #[derive(Clone)]
 pub(crate) struct RebalanceLog {
