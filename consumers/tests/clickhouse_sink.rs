@@ -28,6 +28,13 @@ struct Fixture {
     producer: RawProducer,
 }
 
+/// Stops a sink started by [`Fixture::start_sink`].
+type Stop = tokio::sync::oneshot::Sender<()>;
+/// A sink started by [`Fixture::start_sink`]: what `run` returned.
+type Running = tokio::task::JoinHandle<
+    Result<std::sync::Arc<consumers::runtime::Stats>, consumers::runtime::RuntimeError>,
+>;
+
 async fn fixture() -> Fixture {
     let stack = common::config::StackConfig::from_env();
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -97,12 +104,7 @@ impl Fixture {
     }
 
     /// Starts the sink; the returned sender stops it, the handle yields its stats.
-    fn start(
-        &self,
-    ) -> (
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<u64>,
-    ) {
+    fn start(&self) -> (Stop, tokio::task::JoinHandle<u64>) {
         let (stop, handle) = self.start_with(self.runtime(), self.codec.clone());
         let handle = tokio::spawn(async move {
             let stats = handle.await.unwrap().unwrap();
@@ -112,18 +114,23 @@ impl Fixture {
     }
 
     /// Starts the sink with these settings and codec; the handle yields what `run` returned.
-    fn start_with(
+    fn start_with(&self, runtime: RuntimeConfig, codec: Codec) -> (Stop, Running) {
+        self.start_sink(
+            runtime,
+            codec,
+            ClickHouseSink::<PlaybackEvent>::new(&self.ch),
+        )
+    }
+
+    /// Runs `sink` (any sink of playback events) with these settings and codec, as
+    /// [`Fixture::start_with`] does.
+    fn start_sink<S: consumers::Sink<Event = PlaybackEvent>>(
         &self,
         runtime: RuntimeConfig,
         codec: Codec,
-    ) -> (
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<
-            Result<std::sync::Arc<consumers::runtime::Stats>, consumers::runtime::RuntimeError>,
-        >,
-    ) {
+        sink: S,
+    ) -> (Stop, Running) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let sink = ClickHouseSink::<PlaybackEvent>::new(&self.ch);
         let shutdown = common::shutdown::Shutdown::when(async move {
             let _ = stopped.await;
         });
@@ -131,6 +138,28 @@ impl Fixture {
             stop,
             tokio::spawn(consumers::run(runtime, codec, sink, shutdown)),
         )
+    }
+
+    /// Every event of the table once: `n` distinct ids, and `last` (the last event sent) there
+    /// exactly once.
+    async fn assert_each_once(&self, n: u64, last: &PlaybackEvent) {
+        let ids: u64 = self
+            .ch
+            .client()
+            .query("SELECT uniqExact(event_id) FROM playback_events")
+            .fetch_one()
+            .await
+            .unwrap();
+        assert_eq!(ids, n);
+        let one: u64 = self
+            .ch
+            .client()
+            .query("SELECT count() FROM playback_events WHERE event_id = ?")
+            .bind(last.event_id.to_string())
+            .fetch_one()
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
     }
 
     async fn send_events(&self, n: usize) -> Vec<PlaybackEvent> {
@@ -493,12 +522,8 @@ async fn writes_slower_than_the_pause_threshold_lose_and_duplicate_nothing() {
         slow: std::sync::atomic::AtomicUsize::new(3),
         delay: Duration::from_millis(1500),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = common::shutdown::Shutdown::when(async move {
-        let _ = stopped.await;
-    });
     let started = std::time::Instant::now();
-    let handle = tokio::spawn(consumers::run(runtime, f.codec.clone(), sink, shutdown));
+    let (stop, handle) = f.start_sink(runtime, f.codec.clone(), sink);
     f.wait_for_rows(3000).await;
     // The three slow writes happened (one after another: the next waits for the one before).
     assert!(started.elapsed() >= Duration::from_millis(4500));
@@ -509,21 +534,7 @@ async fn writes_slower_than_the_pause_threshold_lose_and_duplicate_nothing() {
         3000
     );
     assert_eq!(f.count("").await, 3000, "no row twice, without FINAL");
-    let ids: u64 =
-        f.ch.client()
-            .query("SELECT uniqExact(event_id) FROM playback_events")
-            .fetch_one()
-            .await
-            .unwrap();
-    assert_eq!(ids, 3000);
-    let one: u64 =
-        f.ch.client()
-            .query("SELECT count() FROM playback_events WHERE event_id = ?")
-            .bind(events[2999].event_id.to_string())
-            .fetch_one()
-            .await
-            .unwrap();
-    assert_eq!(one, 1);
+    f.assert_each_once(3000, &events[2999]).await;
     f.drop_database().await;
 }
 
@@ -544,11 +555,7 @@ async fn partitions_revoked_and_assigned_again_while_a_batch_is_written_lose_not
         slow: std::sync::atomic::AtomicUsize::new(usize::MAX),
         delay: Duration::from_millis(1200),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = common::shutdown::Shutdown::when(async move {
-        let _ = stopped.await;
-    });
-    let handle = tokio::spawn(consumers::run(runtime, f.codec.clone(), sink, shutdown));
+    let (stop, handle) = f.start_sink(runtime, f.codec.clone(), sink);
     // Joins the group (each join and each leave is a rebalance), holds partitions a moment,
     // commits nothing, leaves.
     let mut joins = 0;
@@ -591,21 +598,7 @@ async fn partitions_revoked_and_assigned_again_while_a_batch_is_written_lose_not
         n as u64,
         "rows, without FINAL (the runtime wrote {written}; committed offsets {offsets:?} of {n} records)"
     );
-    let ids: u64 =
-        f.ch.client()
-            .query("SELECT uniqExact(event_id) FROM playback_events")
-            .fetch_one()
-            .await
-            .unwrap();
-    assert_eq!(ids, n as u64);
-    let last: u64 =
-        f.ch.client()
-            .query("SELECT count() FROM playback_events WHERE event_id = ?")
-            .bind(events[n - 1].event_id.to_string())
-            .fetch_one()
-            .await
-            .unwrap();
-    assert_eq!(last, 1);
+    f.assert_each_once(n as u64, &events[n - 1]).await;
     f.drop_database().await;
 }
 
