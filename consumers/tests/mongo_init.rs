@@ -1,7 +1,10 @@
 //! The Mongo collections and unique indexes, created on the real MongoDB-wire server.
 
 use mongodb::bson::{doc, Document};
-use stores::mongo::{migrate, FAVOURITES, FOLLOWS, RATINGS, YOUTUBE_KEYS, YOUTUBE_QUERIES};
+use stores::mongo::{
+    migrate, FAVOURITES, FOLLOWS, RATINGS, YOUTUBE_CHANNELS, YOUTUBE_KEYS, YOUTUBE_QUERIES,
+    YOUTUBE_VIDEOS,
+};
 
 #[tokio::test]
 async fn collections_and_unique_indexes_are_created_idempotently() {
@@ -10,10 +13,10 @@ async fn collections_and_unique_indexes_are_created_idempotently() {
         .await
         .unwrap();
     let db_name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    assert_eq!(migrate(&client, &db_name).await.unwrap(), 10);
+    assert_eq!(migrate(&client, &db_name).await.unwrap(), 14);
     assert_eq!(
         migrate(&client, &db_name).await.unwrap(),
-        10,
+        14,
         "a second run changes nothing"
     );
     let db = client.database(&db_name);
@@ -26,8 +29,10 @@ async fn collections_and_unique_indexes_are_created_idempotently() {
             FOLLOWS,
             RATINGS,
             "resize_jobs",
+            YOUTUBE_CHANNELS,
             YOUTUBE_KEYS,
-            YOUTUBE_QUERIES
+            YOUTUBE_QUERIES,
+            YOUTUBE_VIDEOS
         ]
     );
 

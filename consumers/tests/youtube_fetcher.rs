@@ -26,8 +26,9 @@ async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_uni
     let fake: Shared = Arc::new(Mutex::new(Fake::default()));
     {
         let mut f = fake.lock().unwrap();
-        f.quota.insert(K1.into(), 1);
-        f.quota.insert(K2.into(), 1_000);
+        // Quota units: one search (100) and the statistics of its page (1).
+        f.quota.insert(K1.into(), 101);
+        f.quota.insert(K2.into(), 100_000);
         f.videos.insert(
             travel.clone(),
             (0..5)
@@ -84,6 +85,8 @@ async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_uni
         overlap: Duration::from_secs(90),
         initial_lookback: Duration::from_secs(86_400),
         retries: 2,
+        stats_max_age: Duration::from_secs(30 * 86_400),
+        stats_interval: Duration::from_secs(3600),
     };
     let producer = EventProducer::new(
         &ProducerConfig::from_env(&stack.kafka_brokers).unwrap(),
@@ -110,8 +113,11 @@ async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_uni
     );
     let metrics = common::metrics::render();
     for line in [
-        "youtube_requests_total{key=\"first\",outcome=\"quota\"} 1",
-        "youtube_requests_total{key=\"second\",outcome=\"ok\"} 2",
+        "youtube_requests_total{key=\"first\",method=\"search.list\",outcome=\"quota\"} 1",
+        "youtube_requests_total{key=\"second\",method=\"search.list\",outcome=\"ok\"} 2",
+        "youtube_quota_units_total{key=\"first\",method=\"search.list\"} 100",
+        "youtube_quota_units_total{key=\"first\",method=\"videos.list\"} 1",
+        "youtube_quota_units_total{key=\"second\",method=\"search.list\"} 200",
         "youtube_keys_exhausted 1",
         "youtube_all_keys_exhausted 0",
     ] {

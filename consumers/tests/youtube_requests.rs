@@ -32,6 +32,8 @@ fn fetcher(
             overlap: Duration::from_secs(90),
             initial_lookback: Duration::from_secs(86_400),
             retries: 1,
+            stats_max_age: Duration::from_secs(30 * 86_400),
+            stats_interval: Duration::from_secs(3600),
         },
         SharedState::new(db),
         EventProducer::new(
@@ -106,7 +108,7 @@ async fn a_walk_stopped_by_the_page_limit_is_resumed_every_video_once() {
     let fake: Shared = Arc::new(Mutex::new(Fake::default()));
     {
         let mut f = fake.lock().unwrap();
-        f.quota.insert(K2.into(), 1_000);
+        f.quota.insert(K2.into(), 1_000_000);
         // Newest first; v3 and v4 share a second (v3 ends the first run's second page).
         let minutes = [1, 2, 3, 4, 4, 5, 6];
         f.videos.insert(
@@ -173,7 +175,7 @@ async fn a_failed_fetch_request_is_not_committed_an_invalid_one_is_dead_lettered
     let fake: Shared = Arc::new(Mutex::new(Fake::default()));
     {
         let mut f = fake.lock().unwrap();
-        f.quota.insert(K2.into(), 1_000);
+        f.quota.insert(K2.into(), 1_000_000);
         f.failing.insert(bad.clone(), 400);
         f.failing.insert(down.clone(), 503);
         f.videos

@@ -264,6 +264,58 @@ event!(
     fetched_at
 );
 
+/// A snapshot of a video's statistics (`videos.list`); snapshots of one video over time form its
+/// series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoStatisticsFetched {
+    pub event_id: EventId,
+    pub video_id: String,
+    pub channel_id: String,
+    pub title: String,
+    pub published_at: Timestamp,
+    pub view_count: i64,
+    /// `None` when the owner hides it.
+    pub like_count: Option<i64>,
+    /// `None` when comments are off.
+    pub comment_count: Option<i64>,
+    /// ISO 8601, as the API gives it (`PT4M13S`); empty if absent.
+    pub duration: String,
+    pub duration_seconds: i64,
+    pub fetched_at: Timestamp,
+}
+event!(
+    VideoStatisticsFetched,
+    topics::VIDEO_STATISTICS,
+    "video_statistics_fetched.avsc",
+    |e| e.video_id.clone(),
+    fetched_at
+);
+
+/// A snapshot of a channel (`channels.list`): its details and statistics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelStatisticsFetched {
+    pub event_id: EventId,
+    pub channel_id: String,
+    pub title: String,
+    pub description: String,
+    /// The `@handle`, empty if none.
+    pub custom_url: String,
+    pub published_at: Timestamp,
+    pub thumbnails: HashMap<String, String>,
+    /// `None` when the channel hides it.
+    pub subscriber_count: Option<i64>,
+    pub view_count: i64,
+    pub video_count: i64,
+    pub fetched_at: Timestamp,
+}
+event!(
+    ChannelStatisticsFetched,
+    topics::CHANNEL_STATISTICS,
+    "channel_statistics_fetched.avsc",
+    |e| e.channel_id.clone(),
+    fetched_at
+);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResizeFit {

@@ -35,6 +35,9 @@ pub const FANOUT_BATCHES: &str = "ugc.fanout-batches";
 pub const USER_EVENTS: &str = "ugc.user-events";
 pub const VIDEO_FETCH_REQUESTS: &str = "ugc.video-fetch-requests";
 pub const VIDEOS_FETCHED: &str = "ugc.videos-fetched";
+/// Snapshots of videos' and channels' statistics from the YouTube fetcher.
+pub const VIDEO_STATISTICS: &str = "ugc.video-statistics";
+pub const CHANNEL_STATISTICS: &str = "ugc.channel-statistics";
 pub const RESIZE_REQUESTS: &str = "ugc.resize-requests";
 /// Records no consumer could decode or apply, with the cause in headers (see consumers/).
 pub const DEAD_LETTER: &str = "ugc.dead-letter";
@@ -55,6 +58,8 @@ pub const ALL: &[Topic] = &[
     topic::<UserEvent>(6),
     topic::<VideoFetchRequested>(1),
     topic::<VideoFetched>(3),
+    topic::<VideoStatisticsFetched>(3),
+    topic::<ChannelStatisticsFetched>(1),
     topic::<ResizeRequested>(3),
     Topic {
         name: DEAD_LETTER,

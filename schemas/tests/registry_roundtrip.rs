@@ -168,6 +168,37 @@ async fn every_event_roundtrips_through_the_registry() {
         fetched_at: t,
     })
     .await;
+    roundtrip(VideoStatisticsFetched {
+        event_id,
+        video_id: "dQw4w9WgXcQ".into(),
+        channel_id: "UC1".into(),
+        title: "A title".into(),
+        published_at: t,
+        view_count: 1_700_000_000,
+        like_count: Some(18_000_000),
+        comment_count: None,
+        duration: "PT3M33S".into(),
+        duration_seconds: 213,
+        fetched_at: t,
+    })
+    .await;
+    roundtrip(ChannelStatisticsFetched {
+        event_id,
+        channel_id: "UC1".into(),
+        title: "Channel".into(),
+        description: "About".into(),
+        custom_url: "@channel".into(),
+        published_at: t,
+        thumbnails: HashMap::from([(
+            "default".to_string(),
+            "https://yt3.ggpht.com/x.jpg".to_string(),
+        )]),
+        subscriber_count: None,
+        view_count: 42,
+        video_count: 7,
+        fetched_at: t,
+    })
+    .await;
     roundtrip(ResizeRequested {
         event_id,
         task_id: TaskId::from_uuid(uuid::Uuid::new_v4()),

@@ -22,6 +22,10 @@ pub const FOLLOWS: &str = "follows";
 /// key itself is never stored) and each query's newest published time seen (`{query, last_published_at}`).
 pub const YOUTUBE_KEYS: &str = "youtube_keys";
 pub const YOUTUBE_QUERIES: &str = "youtube_queries";
+/// The videos and channels whose statistics the fetchers snapshot: `{video_id, channel_id,
+/// published_at_ms, snapshot_at_ms}` and `{channel_id, snapshot_at_ms}` (epoch ms; 0: never).
+pub const YOUTUBE_VIDEOS: &str = "youtube_videos";
+pub const YOUTUBE_CHANNELS: &str = "youtube_channels";
 
 /// The version fields every document carries.
 pub const UPDATED_AT: &str = "updated_at";
@@ -124,6 +128,30 @@ pub fn indexes() -> Vec<(&'static str, Document, bool, &'static str)> {
             "youtube_queries_query",
         ),
         (
+            YOUTUBE_VIDEOS,
+            doc! {"video_id": 1},
+            true,
+            "youtube_videos_video",
+        ),
+        (
+            YOUTUBE_VIDEOS,
+            doc! {"snapshot_at_ms": 1},
+            false,
+            "youtube_videos_snapshot",
+        ),
+        (
+            YOUTUBE_CHANNELS,
+            doc! {"channel_id": 1},
+            true,
+            "youtube_channels_channel",
+        ),
+        (
+            YOUTUBE_CHANNELS,
+            doc! {"snapshot_at_ms": 1},
+            false,
+            "youtube_channels_snapshot",
+        ),
+        (
             crate::images::RESIZE_JOBS,
             doc! {"task_id": 1},
             true,
@@ -162,6 +190,8 @@ pub async fn migrate(client: &Client, database: &str) -> Result<usize, MongoErro
         FOLLOWS,
         YOUTUBE_KEYS,
         YOUTUBE_QUERIES,
+        YOUTUBE_VIDEOS,
+        YOUTUBE_CHANNELS,
         crate::images::RESIZE_JOBS,
     ] {
         if !existing.iter().any(|c| c == name) {

@@ -1,5 +1,5 @@
 //! The ClickHouse analytics sink: playback events, watch time, positions, ratings, generic user
-//! events and fetched videos, each topic consumed by its own runtime (consumer group `<CONSUMER_GROUP>.<table>`).
+//! events, fetched videos and their statistics snapshots, each topic consumed by its own runtime (consumer group `<CONSUMER_GROUP>.<table>`).
 //! `CLICKHOUSE_SINKS` picks tables (comma-separated; default all).
 
 // glibc's allocator returns and re-faults pages batch after batch; mimalloc keeps them (the
@@ -12,16 +12,19 @@ use common::shutdown::Shutdown;
 use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink, Table};
 use consumers::RuntimeConfig;
 use schemas::events::{
-    MovieViewing, PlaybackEvent, PlaybackPosition, Rating, UserEvent, VideoFetched,
+    ChannelStatisticsFetched, MovieViewing, PlaybackEvent, PlaybackPosition, Rating, UserEvent,
+    VideoFetched, VideoStatisticsFetched,
 };
 
-const ALL: [&str; 6] = [
+const ALL: [&str; 8] = [
     PlaybackEvent::TABLE,
     MovieViewing::TABLE,
     PlaybackPosition::TABLE,
     Rating::TABLE,
     UserEvent::TABLE,
     VideoFetched::TABLE,
+    VideoStatisticsFetched::TABLE,
+    ChannelStatisticsFetched::TABLE,
 ];
 
 #[tokio::main]
@@ -69,6 +72,12 @@ async fn main() -> anyhow::Result<()> {
             }
             "ratings" => tasks.spawn(run::<Rating>(config, codec, sink, shutdown)),
             "videos" => tasks.spawn(run::<VideoFetched>(config, codec, sink, shutdown)),
+            "video_statistics" => {
+                tasks.spawn(run::<VideoStatisticsFetched>(config, codec, sink, shutdown))
+            }
+            "channel_statistics" => tasks.spawn(run::<ChannelStatisticsFetched>(
+                config, codec, sink, shutdown,
+            )),
             _ => tasks.spawn(run::<UserEvent>(config, codec, sink, shutdown)),
         };
     }

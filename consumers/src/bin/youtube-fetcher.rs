@@ -1,7 +1,8 @@
-//! The YouTube fetcher: every `YOUTUBE_INTERVAL_SECS`, each of `YOUTUBE_QUERIES`; and on demand, each
-//! VideoFetchRequested (from `POST /api/v1/videos/fetch`), on the shared consumer runtime (consumer
-//! group `<CONSUMER_GROUP>.requests`; see `consumers::sinks::youtube`). `youtube-fetcher --once`
-//! fetches every query once and exits. It lives with the consumers because it is one (the fetcher
+//! The YouTube fetcher: every `YOUTUBE_INTERVAL_SECS`, each of `YOUTUBE_QUERIES`, then the
+//! statistics snapshots that are due; and on demand, each VideoFetchRequested (from
+//! `POST /api/v1/videos/fetch`), on the shared consumer runtime (consumer group
+//! `<CONSUMER_GROUP>.requests`; see `consumers::sinks::youtube`). `youtube-fetcher --once` fetches
+//! every query once, snapshots what is due and exits. It lives with the consumers because it is one (the fetcher
 //! library itself is in producers/).
 
 // glibc's allocator returns and re-faults pages batch after batch; mimalloc keeps them (the
@@ -47,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         for query in fetcher.config().queries.clone() {
             fetch_until_done(&fetcher, &query).await?;
         }
+        refresh_until_done(&fetcher).await?;
         return Ok(());
     }
     let shutdown = Shutdown::on_signal();
@@ -66,6 +68,12 @@ async fn main() -> anyhow::Result<()> {
                             tracing::error!(query, error = %e, "fetch failed; the next tick tries again");
                         },
                     }
+                }
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    r = refresh_until_done(&fetcher) => if let Err(e) = r {
+                        tracing::error!(error = %e, "statistics snapshots failed; the next tick tries again");
+                    },
                 }
             }
         }
@@ -88,13 +96,25 @@ async fn main() -> anyhow::Result<()> {
 
 /// Fetches a query; when every key is out of quota, says so and waits for the earliest reset.
 async fn fetch_until_done(fetcher: &Fetcher, query: &str) -> Result<(), FetchError> {
+    until_quota(query, || fetcher.fetch_query(query)).await
+}
+
+/// Snapshots the statistics that are due, waiting for a quota reset likewise.
+async fn refresh_until_done(fetcher: &Fetcher) -> Result<(), FetchError> {
+    until_quota("statistics", || fetcher.refresh_statistics()).await
+}
+
+async fn until_quota<T, F: std::future::Future<Output = Result<T, FetchError>>>(
+    what: &str,
+    mut call: impl FnMut() -> F,
+) -> Result<(), FetchError> {
     loop {
-        match fetcher.fetch_query(query).await {
+        match call().await {
             Err(FetchError::AllKeysExhausted { until_ms }) => {
                 let wait_ms =
                     (until_ms - schemas::domain::Timestamp::now().millis()).clamp(1_000, 3_600_000);
                 tracing::warn!(
-                    query,
+                    what,
                     until_ms,
                     wait_ms,
                     "all YouTube API keys are out of quota; waiting"

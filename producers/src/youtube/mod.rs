@@ -10,9 +10,11 @@
 //! Other failures (5xx, 429, network) back off with jitter. Keys never reach logs: they are named
 //! (`YOUTUBE_API_KEYS=name:key,...`), errors are stripped of URLs, and only names are stored.
 
+mod call;
 mod metrics;
 mod quota;
 mod state;
+mod statistics;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -22,8 +24,10 @@ use schemas::domain::{EventId, Timestamp};
 use schemas::events::VideoFetched;
 use serde::Deserialize;
 
+pub use call::Method;
 pub use quota::next_reset_ms;
-pub use state::{SharedState, Walk};
+pub use state::{SharedState, TrackedVideo, Walk};
+pub use statistics::{parse_duration, StatisticsReport};
 
 use crate::{EventProducer, ProduceError};
 
@@ -108,6 +112,10 @@ pub struct FetcherConfig {
     /// How far back the first fetch of a query looks.
     pub initial_lookback: Duration,
     pub retries: u32,
+    /// Videos published longer ago than this are no longer re-snapshotted.
+    pub stats_max_age: Duration,
+    /// How often a video's and a channel's statistics are snapshotted again.
+    pub stats_interval: Duration,
 }
 
 impl FetcherConfig {
@@ -126,8 +134,30 @@ impl FetcherConfig {
             overlap: Duration::from_secs(env_parse("YOUTUBE_OVERLAP_SECS", 300)?),
             initial_lookback: Duration::from_secs(env_parse("YOUTUBE_LOOKBACK_SECS", 86_400)?),
             retries: env_parse("YOUTUBE_RETRIES", 4)?,
+            stats_max_age: Duration::from_secs(
+                86_400
+                    * at_least_one(
+                        "YOUTUBE_STATS_MAX_AGE_DAYS",
+                        env_parse::<u32>("YOUTUBE_STATS_MAX_AGE_DAYS", 30)?.into(),
+                    )?,
+            ),
+            stats_interval: Duration::from_secs(at_least_one(
+                "YOUTUBE_STATS_INTERVAL_SECS",
+                env_parse("YOUTUBE_STATS_INTERVAL_SECS", 21_600)?,
+            )?),
         })
     }
+}
+
+fn at_least_one(name: &str, n: u64) -> Result<u64, common::config::ConfigError> {
+    if n == 0 {
+        return Err(common::config::ConfigError {
+            name: name.to_string(),
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,30 +199,15 @@ struct Thumbnail {
     url: String,
 }
 
-#[derive(Debug, Deserialize)]
-struct ErrorResponse {
-    error: ErrorBody,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    errors: Vec<ErrorItem>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorItem {
-    #[serde(default)]
-    reason: String,
-}
-
 /// What one query's fetch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FetchReport {
     pub pages: u32,
     pub videos: usize,
+    /// VideoStatisticsFetched produced for the videos found.
+    pub statistics: usize,
+    /// ChannelStatisticsFetched produced (channels seen for the first time, or due again).
+    pub channels: usize,
 }
 
 pub struct Fetcher {
@@ -302,6 +317,17 @@ impl Fetcher {
             try_join_all(events.iter().map(|e| self.producer.send(e, &[]))).await?;
             report.videos += events.len();
             metrics::METRICS.videos.inc_by(events.len() as u64);
+            // Their statistics now, before the walk records the page as done: a failure here
+            // fetches the page again next time.
+            let found: Vec<TrackedVideo> = events
+                .iter()
+                .map(|e| TrackedVideo {
+                    video_id: e.video_id.clone(),
+                    channel_id: e.channel_id.clone(),
+                    published_at_ms: e.published_at.millis(),
+                })
+                .collect();
+            report.statistics += self.snapshot_videos(&found).await?;
             for e in &events {
                 let at = e.published_at.millis();
                 walk.newest_ms = walk.newest_ms.max(at);
@@ -325,17 +351,21 @@ impl Fetcher {
             let newest = (walk.newest_ms != i64::MIN).then_some(walk.newest_ms);
             self.state.finish_walk(query, newest).await?;
         }
+        // The channels first seen in this fetch (every channel already due, too).
+        report.channels = self.refresh_channels().await?;
         tracing::info!(
             query,
             pages = report.pages,
             videos = report.videos,
+            statistics = report.statistics,
+            channels = report.channels,
             done = token.is_none(),
             "query fetched"
         );
         Ok(report)
     }
 
-    /// One `search.list` page, rotating keys on quota errors and backing off on transient ones.
+    /// One `search.list` page.
     async fn search_page(
         &self,
         query: &str,
@@ -343,118 +373,21 @@ impl Fetcher {
         published_before: Option<&str>,
         token: Option<&str>,
     ) -> Result<SearchListResponse, FetchError> {
-        let mut attempt = 0;
-        loop {
-            let now = Timestamp::now().millis();
-            let exhausted = self.state.exhausted_keys(now).await?;
-            let m = &metrics::METRICS;
-            let out = self
-                .config
-                .keys
-                .iter()
-                .filter(|k| exhausted.iter().any(|(name, _)| name == &k.name))
-                .count();
-            m.keys_exhausted.set(out as i64);
-            m.all_exhausted
-                .set(i64::from(out == self.config.keys.len()));
-            let outcome = |key: &ApiKey, what: &str| {
-                m.requests
-                    .with_label_values(&[key.name.as_str(), what])
-                    .inc();
-            };
-            let Some(key) = self
-                .config
-                .keys
-                .iter()
-                .find(|k| !exhausted.iter().any(|(name, _)| name == &k.name))
-            else {
-                let until_ms = exhausted
-                    .iter()
-                    .map(|(_, until)| *until)
-                    .min()
-                    .unwrap_or(now);
-                return Err(FetchError::AllKeysExhausted { until_ms });
-            };
-            let mut params = vec![
-                ("part", "snippet"),
-                ("type", "video"),
-                ("order", "date"),
-                ("maxResults", "50"),
-                ("q", query),
-                ("publishedAfter", published_after),
-                ("key", key.secret.as_str()),
-            ];
-            if let Some(before) = published_before {
-                params.push(("publishedBefore", before));
-            }
-            if let Some(t) = token {
-                params.push(("pageToken", t));
-            }
-            let sent = self
-                .http
-                .get(format!("{}/search", self.config.base_url))
-                .query(&params)
-                .send()
-                .await;
-            let transient = match sent {
-                Ok(resp) if resp.status().is_success() => {
-                    outcome(key, "ok");
-                    return resp
-                        .json::<SearchListResponse>()
-                        .await
-                        .map_err(|e| FetchError::Api {
-                            status: 200,
-                            reason: "unreadable".into(),
-                            message: e.without_url().to_string(),
-                        });
-                }
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let body: Option<ErrorResponse> = resp.json().await.ok();
-                    let reasons: Vec<&str> = body
-                        .as_ref()
-                        .map(|b| b.error.errors.iter().map(|e| e.reason.as_str()).collect())
-                        .unwrap_or_default();
-                    if status == 403
-                        && reasons
-                            .iter()
-                            .any(|r| *r == "quotaExceeded" || *r == "dailyLimitExceeded")
-                    {
-                        let until = next_reset_ms(now);
-                        outcome(key, "quota");
-                        self.state.mark_exhausted(&key.name, until).await?;
-                        tracing::warn!(key = %key.name, until_ms = until, "API key out of quota; trying the next");
-                        continue;
-                    }
-                    if status == 429 || status >= 500 {
-                        outcome(key, "transient");
-                        format!("HTTP {status}")
-                    } else {
-                        outcome(key, "error");
-                        return Err(FetchError::Api {
-                            status,
-                            reason: reasons.first().copied().unwrap_or_default().to_string(),
-                            message: body
-                                .as_ref()
-                                .map(|b| b.error.message.clone())
-                                .unwrap_or_default(),
-                        });
-                    }
-                }
-                Err(e) => {
-                    outcome(key, "transient");
-                    e.without_url().to_string()
-                }
-            };
-            attempt += 1;
-            if attempt > self.config.retries {
-                return Err(FetchError::Unreachable(transient));
-            }
-            let base = 200u64 << attempt.min(6);
-            let wait = Duration::from_millis(base / 2 + fastrand::u64(0..=base / 2));
-            tracing::warn!(error = %transient, attempt, wait_ms = wait.as_millis() as u64, "YouTube API failed; backing off");
-            tokio::time::sleep(wait).await;
+        let mut params = vec![
+            ("part", "snippet"),
+            ("type", "video"),
+            ("order", "date"),
+            ("maxResults", "50"),
+            ("q", query),
+            ("publishedAfter", published_after),
+        ];
+        if let Some(before) = published_before {
+            params.push(("publishedBefore", before));
         }
+        if let Some(t) = token {
+            params.push(("pageToken", t));
+        }
+        self.call(Method::Search, &params).await
     }
 }
 

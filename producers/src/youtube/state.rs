@@ -1,12 +1,15 @@
-//! The fetchers' shared state in MongoDB (`stores::mongo::YOUTUBE_KEYS`, `YOUTUBE_QUERIES`): which
-//! keys are out of quota until when, and how far each query has been fetched. Every fetcher
-//! instance reads it before each call, so a key exhausted by one is skipped by all.
+//! The fetchers' shared state in MongoDB (`stores::mongo::YOUTUBE_KEYS`, `YOUTUBE_QUERIES`,
+//! `YOUTUBE_VIDEOS`, `YOUTUBE_CHANNELS`): which keys are out of quota until when, how far each
+//! query has been fetched, and when each video's and channel's statistics were last snapshotted.
+//! Every fetcher instance reads it before each call, so a key exhausted by one is skipped by all.
+
+use std::future::IntoFuture;
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::options::UpdateOptions;
 use mongodb::Database;
-use stores::mongo::{YOUTUBE_KEYS, YOUTUBE_QUERIES};
+use stores::mongo::{YOUTUBE_CHANNELS, YOUTUBE_KEYS, YOUTUBE_QUERIES, YOUTUBE_VIDEOS};
 
 #[derive(Clone)]
 pub struct SharedState {
@@ -151,6 +154,126 @@ impl SharedState {
         self.db
             .collection::<Document>(YOUTUBE_QUERIES)
             .update_one(doc! {"query": query}, doc! {"$unset": {"walk": ""}})
+            .await?;
+        Ok(())
+    }
+}
+
+/// A video whose statistics are snapshotted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedVideo {
+    pub video_id: String,
+    pub channel_id: String,
+    pub published_at_ms: i64,
+}
+
+impl SharedState {
+    /// Records that `videos` were snapshotted at `at_ms` (adding the ones not tracked yet).
+    pub async fn snapshotted_videos(
+        &self,
+        videos: &[TrackedVideo],
+        at_ms: i64,
+    ) -> Result<(), mongodb::error::Error> {
+        let collection = self.db.collection::<Document>(YOUTUBE_VIDEOS);
+        futures::future::try_join_all(videos.iter().map(|v| {
+            collection
+                .update_one(
+                    doc! {"video_id": &v.video_id},
+                    doc! {"$set": {
+                        "video_id": &v.video_id,
+                        "channel_id": &v.channel_id,
+                        "published_at_ms": v.published_at_ms,
+                        "snapshot_at_ms": at_ms,
+                    }},
+                )
+                .with_options(UpdateOptions::builder().upsert(true).build())
+                .into_future()
+        }))
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` videos published at or after `published_after_ms` whose last snapshot is at or
+    /// before `due_ms`, least recently snapshotted first.
+    pub async fn due_videos(
+        &self,
+        published_after_ms: i64,
+        due_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<TrackedVideo>, mongodb::error::Error> {
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(YOUTUBE_VIDEOS)
+            .find(doc! {
+                "snapshot_at_ms": {"$lte": due_ms},
+                "published_at_ms": {"$gte": published_after_ms},
+            })
+            .sort(doc! {"snapshot_at_ms": 1})
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await?;
+        Ok(docs
+            .iter()
+            .filter_map(|d| {
+                Some(TrackedVideo {
+                    video_id: d.get_str("video_id").ok()?.to_string(),
+                    channel_id: d.get_str("channel_id").unwrap_or_default().to_string(),
+                    published_at_ms: millis(d, "published_at_ms")?,
+                })
+            })
+            .collect())
+    }
+
+    /// Tracks channels not tracked yet (due at once); the others keep their last snapshot time.
+    pub async fn track_channels(&self, ids: &[&str]) -> Result<(), mongodb::error::Error> {
+        let collection = self.db.collection::<Document>(YOUTUBE_CHANNELS);
+        futures::future::try_join_all(ids.iter().map(|id| {
+            collection
+                .update_one(
+                    doc! {"channel_id": id},
+                    doc! {"$setOnInsert": {"channel_id": id, "snapshot_at_ms": 0_i64}},
+                )
+                .with_options(UpdateOptions::builder().upsert(true).build())
+                .into_future()
+        }))
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` channels whose last snapshot is at or before `due_ms`, oldest first.
+    pub async fn due_channels(
+        &self,
+        due_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, mongodb::error::Error> {
+        let docs: Vec<Document> = self
+            .db
+            .collection::<Document>(YOUTUBE_CHANNELS)
+            .find(doc! {"snapshot_at_ms": {"$lte": due_ms}})
+            .sort(doc! {"snapshot_at_ms": 1})
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await?;
+        Ok(docs
+            .iter()
+            .filter_map(|d| Some(d.get_str("channel_id").ok()?.to_string()))
+            .collect())
+    }
+
+    /// Records that channels `ids` were snapshotted at `at_ms`.
+    pub async fn snapshotted_channels(
+        &self,
+        ids: &[String],
+        at_ms: i64,
+    ) -> Result<(), mongodb::error::Error> {
+        self.db
+            .collection::<Document>(YOUTUBE_CHANNELS)
+            .update_many(
+                doc! {"channel_id": {"$in": ids}},
+                doc! {"$set": {"snapshot_at_ms": at_ms}},
+            )
             .await?;
         Ok(())
     }

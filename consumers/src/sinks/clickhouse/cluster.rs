@@ -32,6 +32,11 @@ pub const SHARDING: &[(&str, &str)] = &[
     ("video_timeline", "cityHash64(video_id)"),
     ("video_grams", "cityHash64(video_id)"),
     ("video_gram_counts", "cityHash64(gram)"),
+    ("video_statistics", "cityHash64(video_id)"),
+    ("video_views_latest", "cityHash64(video_id)"),
+    ("channel_statistics", "cityHash64(channel_id)"),
+    ("channels", "cityHash64(channel_id)"),
+    ("channel_videos", "cityHash64(video_id)"),
 ];
 
 /// The name of a table's shard-local part.

@@ -3,8 +3,8 @@
 
 use clickhouse::Row;
 use schemas::events::{
-    MovieViewing, PlaybackEvent, PlaybackEventType, PlaybackPosition, Rating, UserEvent,
-    VideoFetched,
+    ChannelStatisticsFetched, MovieViewing, PlaybackEvent, PlaybackEventType, PlaybackPosition,
+    Rating, UserEvent, VideoFetched, VideoStatisticsFetched,
 };
 use schemas::Event;
 use serde::Serialize;
@@ -251,6 +251,100 @@ impl Table for VideoFetched {
             thumbnails_keys: thumbnails.iter().map(|(k, _)| (*k).clone()).collect(),
             thumbnails_urls: thumbnails.iter().map(|(_, v)| (*v).clone()).collect(),
             query: self.query.clone(),
+            fetched_at_ms: self.fetched_at.millis() as u64,
+            kafka_partition: partition as u32,
+            kafka_offset: offset as u64,
+        }
+    }
+}
+
+/// A count from the API (never negative there; a negative one from a buggy producer reads as 0).
+fn count(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct VideoStatisticsRow {
+    pub video_id: String,
+    pub channel_id: String,
+    pub title: String,
+    pub published_at_ms: u64,
+    pub view_count: u64,
+    pub like_count: Option<u64>,
+    pub comment_count: Option<u64>,
+    pub duration: String,
+    pub duration_seconds: u32,
+    pub fetched_at: u32,
+    pub fetched_at_ms: u64,
+    pub kafka_partition: u32,
+    pub kafka_offset: u64,
+}
+
+impl Table for VideoStatisticsFetched {
+    type Row = VideoStatisticsRow;
+    const TABLE: &'static str = "video_statistics";
+    /// A snapshot written twice has the same (video_id, fetched_at_ms): it collapses, and every
+    /// read takes the maximum or the latest per video and day.
+    const DEDUPLICATED: bool = false;
+
+    fn row(&self, partition: i32, offset: i64) -> VideoStatisticsRow {
+        VideoStatisticsRow {
+            video_id: self.video_id.clone(),
+            channel_id: self.channel_id.clone(),
+            title: self.title.clone(),
+            published_at_ms: self.published_at.millis().max(0) as u64,
+            view_count: count(self.view_count),
+            like_count: self.like_count.map(count),
+            comment_count: self.comment_count.map(count),
+            duration: self.duration.clone(),
+            duration_seconds: self.duration_seconds.clamp(0, i64::from(u32::MAX)) as u32,
+            fetched_at: self.fetched_at.seconds(),
+            fetched_at_ms: self.fetched_at.millis() as u64,
+            kafka_partition: partition as u32,
+            kafka_offset: offset as u64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Row, Serialize)]
+pub struct ChannelStatisticsRow {
+    pub channel_id: String,
+    pub title: String,
+    pub description: String,
+    pub custom_url: String,
+    pub published_at_ms: u64,
+    pub thumbnails_keys: Vec<String>,
+    pub thumbnails_urls: Vec<String>,
+    pub subscriber_count: Option<u64>,
+    pub view_count: u64,
+    pub video_count: u64,
+    pub fetched_at: u32,
+    pub fetched_at_ms: u64,
+    pub kafka_partition: u32,
+    pub kafka_offset: u64,
+}
+
+impl Table for ChannelStatisticsFetched {
+    type Row = ChannelStatisticsRow;
+    const TABLE: &'static str = "channel_statistics";
+    /// As for video statistics: a duplicate snapshot collapses and changes no read.
+    const DEDUPLICATED: bool = false;
+
+    fn row(&self, partition: i32, offset: i64) -> ChannelStatisticsRow {
+        let mut thumbnails: Vec<(&String, &String)> = self.thumbnails.iter().collect();
+        thumbnails.sort();
+        ChannelStatisticsRow {
+            channel_id: self.channel_id.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            custom_url: self.custom_url.clone(),
+            published_at_ms: self.published_at.millis().max(0) as u64,
+            thumbnails_keys: thumbnails.iter().map(|(k, _)| (*k).clone()).collect(),
+            thumbnails_urls: thumbnails.iter().map(|(_, v)| (*v).clone()).collect(),
+            subscriber_count: self.subscriber_count.map(count),
+            view_count: count(self.view_count),
+            video_count: count(self.video_count),
+            fetched_at: self.fetched_at.seconds(),
             fetched_at_ms: self.fetched_at.millis() as u64,
             kafka_partition: partition as u32,
             kafka_offset: offset as u64,

@@ -353,3 +353,116 @@ SELECT arrayJoin(arrayDistinct(arrayConcat(
        count() AS n
 FROM {db}.videos
 GROUP BY gram;
+
+-- Snapshots of videos' statistics (the fetcher's videos.list calls): one row per video per
+-- snapshot, the series a video's daily views history and the views predictor read. A snapshot
+-- written twice (a resend, a batch read again after a crash) has the same (video_id,
+-- fetched_at_ms) and collapses on merges; until then every read takes max() or argMax() per video
+-- and day, so a duplicate changes no answer.
+CREATE TABLE IF NOT EXISTS {db}.video_statistics
+(
+    video_id         String,
+    channel_id       String,
+    title            String,
+    published_at_ms  UInt64,
+    view_count       UInt64,
+    like_count       Nullable(UInt64),
+    comment_count    Nullable(UInt64),
+    duration         String,
+    duration_seconds UInt32,
+    fetched_at       DateTime,
+    fetched_at_ms    UInt64,
+    kafka_partition  UInt32,
+    kafka_offset     UInt64
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(fetched_at)
+ORDER BY (video_id, fetched_at_ms);
+
+-- Each video's latest snapshot by publish time, with its title words: what keyword views and the
+-- top keywords by views read over a period (reads keep the latest per video with argMax).
+CREATE TABLE IF NOT EXISTS {db}.video_views_latest
+(
+    published_at_ms  UInt64,
+    video_id         String,
+    channel_id       String,
+    fetched_at_ms    UInt64,
+    view_count       UInt64,
+    title_words      Array(String)
+)
+ENGINE = ReplacingMergeTree(fetched_at_ms)
+ORDER BY (published_at_ms, video_id)
+SETTINGS index_granularity = 1024;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.video_views_latest_mv TO {db}.video_views_latest AS
+SELECT published_at_ms, video_id, channel_id, fetched_at_ms, view_count,
+       arrayDistinct(extractAll(lowerUTF8(title), '[\\p{L}\\p{N}]+')) AS title_words
+FROM {db}.video_statistics;
+
+-- Snapshots of channels (the fetcher's channels.list calls): details and statistics, one row per
+-- channel per snapshot; growth per day is the difference of the days' latest figures.
+CREATE TABLE IF NOT EXISTS {db}.channel_statistics
+(
+    channel_id       String,
+    title            String,
+    description      String,
+    custom_url       String,
+    published_at_ms  UInt64,
+    thumbnails_keys  Array(String),
+    thumbnails_urls  Array(String),
+    subscriber_count Nullable(UInt64),
+    view_count       UInt64,
+    video_count      UInt64,
+    fetched_at       DateTime,
+    fetched_at_ms    UInt64,
+    kafka_partition  UInt32,
+    kafka_offset     UInt64
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(fetched_at)
+ORDER BY (channel_id, fetched_at_ms);
+
+-- The latest snapshot of each channel (collapsed on merges; reads keep the latest with
+-- LIMIT 1 BY), with its lowercased title and handle for the channel search.
+CREATE TABLE IF NOT EXISTS {db}.channels
+(
+    channel_id       String,
+    title            String,
+    description      String,
+    custom_url       String,
+    published_at_ms  UInt64,
+    thumbnails_keys  Array(String),
+    thumbnails_urls  Array(String),
+    subscriber_count Nullable(UInt64),
+    view_count       UInt64,
+    video_count      UInt64,
+    fetched_at_ms    UInt64,
+    search_text      String
+)
+ENGINE = ReplacingMergeTree(fetched_at_ms)
+ORDER BY channel_id;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.channels_mv TO {db}.channels AS
+SELECT channel_id, title, description, custom_url, published_at_ms, thumbnails_keys, thumbnails_urls,
+       subscriber_count, view_count, video_count, fetched_at_ms,
+       concat(lowerUTF8(title), '\n', lowerUTF8(custom_url)) AS search_text
+FROM {db}.channel_statistics;
+
+-- Fetched videos by channel, newest published first: a channel's latest videos.
+CREATE TABLE IF NOT EXISTS {db}.channel_videos
+(
+    channel_id       String,
+    published_at_ms  UInt64,
+    video_id         String,
+    title            String,
+    thumbnails_keys  Array(String),
+    thumbnails_urls  Array(String),
+    fetched_at_ms    UInt64
+)
+ENGINE = ReplacingMergeTree(fetched_at_ms)
+ORDER BY (channel_id, published_at_ms, video_id)
+SETTINGS index_granularity = 1024;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.channel_videos_mv TO {db}.channel_videos AS
+SELECT channel_id, published_at_ms, video_id, title, thumbnails_keys, thumbnails_urls, fetched_at_ms
+FROM {db}.videos;
