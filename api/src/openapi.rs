@@ -36,7 +36,12 @@ use crate::routes;
         routes::videos::list,
         routes::videos::search,
         routes::videos::trending_keywords,
-        routes::videos::channel_stats,
+        routes::videos::details,
+        routes::channels::search,
+        routes::channels::details,
+        routes::channels::stats,
+        routes::keywords::top,
+        routes::keywords::trend,
         routes::events::user_event,
         routes::events::anonymous_event,
         routes::batch::batch,
@@ -56,6 +61,8 @@ use crate::routes;
         (name = "analytics", description = "Reads from ClickHouse"),
         (name = "images", description = "Resize jobs: upload, status, result"),
         (name = "videos", description = "YouTube videos found by the fetcher (ClickHouse)"),
+        (name = "channels", description = "YouTube channels the fetcher has seen, with their statistics (ClickHouse)"),
+        (name = "keywords", description = "Title keywords of the fetched videos: trends, related words, top lists (ClickHouse)"),
         (name = "health"),
     )
 )]

@@ -4,6 +4,7 @@
 
 pub mod analytics;
 pub mod batch;
+pub mod channels;
 pub mod events;
 pub mod favorites;
 pub mod feed;
@@ -11,6 +12,7 @@ pub mod follows;
 pub(crate) mod form;
 pub mod health;
 pub mod images;
+pub mod keywords;
 pub mod likes;
 pub mod lists;
 pub mod movies;
@@ -90,10 +92,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::resource("/videos/trending-keywords")
                     .route(web::get().to(videos::trending_keywords)),
             )
+            // After every fixed /videos/... path: a video id never shadows them.
+            .service(web::resource("/videos/{video_id}").route(web::get().to(videos::details)))
+            .service(web::resource("/channels").route(web::get().to(channels::search)))
             .service(
-                web::resource("/channels/{channel_id}/stats")
-                    .route(web::get().to(videos::channel_stats)),
+                web::resource("/channels/{channel_id}").route(web::get().to(channels::details)),
             )
+            .service(
+                web::resource("/channels/{channel_id}/stats").route(web::get().to(channels::stats)),
+            )
+            .service(web::resource("/keywords/top").route(web::get().to(keywords::top)))
+            .service(web::resource("/keywords/{keyword}").route(web::get().to(keywords::trend)))
             .service(web::resource("/events").route(web::post().to(events::user_event)))
             .service(web::resource("/events/batch").route(web::post().to(batch::batch)))
             .service(

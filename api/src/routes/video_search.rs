@@ -376,7 +376,10 @@ fn page_of(ids: Vec<String>, offset: u64, limit: u64) -> Vec<String> {
 }
 
 /// The latest fetch of each of `ids`, in that order.
-async fn rows_of(ch: &Client, ids: Vec<String>) -> clickhouse::error::Result<Vec<VideoRow>> {
+pub(super) async fn rows_of(
+    ch: &Client,
+    ids: Vec<String>,
+) -> clickhouse::error::Result<Vec<VideoRow>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }

@@ -1,5 +1,6 @@
 //! Videos found by the YouTube fetcher (ClickHouse `videos`, latest fetch per video): on-demand
-//! fetch requests, the newest list, search, trending title keywords and per-channel stats. The JSON
+//! fetch requests, the newest list, search, a video's details with its statistics, and trending
+//! title keywords. The JSON
 //! uses the YouTube Data API's snippet names (`videoId`, `channelId`, `publishedAt`, `thumbnails`).
 
 use std::collections::BTreeMap;
@@ -156,7 +157,11 @@ pub struct VideoListQuery {
     pub limit: Option<i64>,
 }
 
-fn paging(page: Option<i64>, limit: Option<i64>, max_depth: u64) -> Result<(u64, u64), ApiError> {
+pub(super) fn paging(
+    page: Option<i64>,
+    limit: Option<i64>,
+    max_depth: u64,
+) -> Result<(u64, u64), ApiError> {
     let (page, limit) = (page.unwrap_or(1), limit.unwrap_or(20));
     let p = (1..=10_000)
         .contains(&page)
@@ -226,7 +231,7 @@ pub async fn search(
 }
 
 /// Words too common to be trends (English and Russian), and short ones are dropped too.
-const STOP_WORDS: &[&str] = &[
+pub(super) const STOP_WORDS: &[&str] = &[
     "the", "and", "for", "with", "you", "your", "are", "was", "this", "that", "from", "how",
     "what", "why", "who", "when", "where", "all", "new", "can", "will", "not", "but", "our", "out",
     "has", "have", "its", "about", "into", "more", "most", "than", "then", "they", "them", "their",
@@ -244,14 +249,14 @@ pub struct TrendingQuery {
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema, clickhouse::Row, Deserialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Keyword {
     pub keyword: String,
     /// Videos whose title has it.
     pub videos: u64,
 }
 
-fn period_seconds(raw: &str) -> Option<i64> {
+pub(super) fn period_seconds(raw: &str) -> Option<i64> {
     let (n, unit) = raw.split_at(raw.len().checked_sub(1)?);
     let n: i64 = n.parse().ok().filter(|n| *n > 0)?;
     let seconds = match unit {
@@ -280,87 +285,145 @@ pub async fn trending_keywords(
         .then_some(limit as u64)
         .ok_or_else(|| DomainError::new("limit", "must be 1 to 100"));
     all_valid([period.as_ref().err(), l.as_ref().err()])?;
-    let since_ms = Timestamp::now().millis() - period? * 1000;
-    // `NOT IN` builds one set; `has()` over an array literal took twice as long (per row).
-    let stop: Vec<String> = STOP_WORDS.iter().map(|w| format!("'{w}'")).collect();
-    let rows: Vec<Keyword> = state
-        .clickhouse
-        .query(&format!(
-            "SELECT keyword, uniqExact(video_id) AS videos FROM ( \
-               SELECT video_id, arrayJoin(title_words) AS keyword \
-               FROM video_timeline WHERE published_at_ms >= ?) \
-             WHERE lengthUTF8(keyword) >= 3 AND keyword NOT IN ({}) \
-             GROUP BY keyword ORDER BY videos DESC, keyword LIMIT ?",
-            stop.join(",")
-        ))
-        .bind(since_ms as u64)
-        .bind(l?)
-        .fetch_all()
-        .await?;
+    let since_ms = (Timestamp::now().millis() - period? * 1000).max(0) as u64;
+    let rows: Vec<Keyword> = super::keywords::top_by_videos(&state.clickhouse, since_ms, l?)
+        .await?
+        .into_iter()
+        .map(|w| Keyword {
+            keyword: w.name,
+            videos: w.value,
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(rows))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct StatsQuery {
-    /// Start, RFC 3339 (inclusive).
-    pub from: String,
-    /// End, RFC 3339 (exclusive); at most 366 days after `from`.
-    pub to: String,
-}
-
-#[derive(Debug, Serialize, ToSchema, clickhouse::Row, Deserialize)]
-pub struct DayCount {
-    /// `YYYY-MM-DD` (UTC).
-    pub day: String,
-    pub videos: u64,
+/// A video's statistics from its latest snapshot, in the YouTube API's names.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoStatistics {
+    pub view_count: u64,
+    /// Absent when the owner hides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub like_count: Option<u64>,
+    /// Absent when comments are off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment_count: Option<u64>,
+    /// RFC 3339: when the snapshot was taken.
+    pub fetched_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ChannelStats {
-    pub channel_id: String,
-    pub days: Vec<DayCount>,
+pub struct ContentDetails {
+    /// ISO 8601, as the YouTube API gives it (`PT4M13S`).
+    pub duration: String,
+    pub duration_seconds: u32,
 }
 
-/// A channel's videos per day (by publish date) over a period.
-#[utoipa::path(get, path = "/api/v1/channels/{channel_id}/stats", tag = "videos",
-    params(("channel_id" = String, Path), StatsQuery),
-    responses((status = 200, body = ChannelStats), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)),
+/// A day of a video's views: the day's latest snapshot, and the views gained since the latest
+/// snapshot of an earlier day (absent on the first day).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DayViews {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub view_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub views_gained: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoDetails {
+    #[serde(flatten)]
+    pub video: Video,
+    /// The latest snapshot; absent before the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<VideoStatistics>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_details: Option<ContentDetails>,
+    /// Views per day, oldest first (at most the last 366 days with a snapshot).
+    pub history: Vec<DayViews>,
+}
+
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct StatisticsRow {
+    view_count: u64,
+    like_count: Option<u64>,
+    comment_count: Option<u64>,
+    duration: String,
+    duration_seconds: u32,
+    fetched_at_ms: u64,
+}
+
+/// A YouTube video id: 1 to 64 letters, digits, `-` or `_` (YouTube's are 11).
+fn video_id(raw: String) -> Result<String, DomainError> {
+    let ok = (1..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(raw)
+        .ok_or_else(|| DomainError::new("video_id", "must be 1 to 64 letters, digits, '-' or '_'"))
+}
+
+/// A video: its snippet (latest fetch), latest statistics, duration and daily views history
+/// (404 when the fetcher has not found it).
+#[utoipa::path(get, path = "/api/v1/videos/{video_id}", tag = "videos",
+    params(("video_id" = String, Path)),
+    responses((status = 200, body = VideoDetails), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("api_key" = []), ("bearer" = [])))]
-pub async fn channel_stats(
+pub async fn details(
     _caller: Caller,
     path: web::Path<String>,
-    query: web::Query<StatsQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let channel = path.into_inner();
-    let f = Timestamp::parse_rfc3339("from", &query.from);
-    let t = Timestamp::parse_rfc3339("to", &query.to);
-    let c = (1..=100)
-        .contains(&channel.len())
-        .then_some(())
-        .ok_or_else(|| DomainError::new("channel_id", "must be 1 to 100 characters"));
-    all_valid([f.as_ref().err(), t.as_ref().err(), c.as_ref().err()])?;
-    let (from, to) = (f?.millis(), t?.millis());
-    if to <= from || to - from > 366 * 86_400_000 {
-        return Err(DomainError::new("to", "must be after `from`, by at most 366 days").into());
-    }
-    let days: Vec<DayCount> = state
-        .clickhouse
+    let id = video_id(path.into_inner())?;
+    let ch = &state.clickhouse;
+    let video = video_search::rows_of(ch, vec![id.clone()]);
+    let latest = ch
         .query(
-            "SELECT toString(toDate(published_at)) AS day, uniqExact(video_id) AS videos FROM video_search \
-             WHERE channel_id = ? AND published_at_ms >= ? AND published_at_ms < ? \
-             GROUP BY day ORDER BY day",
+            "SELECT view_count, like_count, comment_count, duration, duration_seconds, fetched_at_ms \
+             FROM video_statistics WHERE video_id = ? ORDER BY fetched_at_ms DESC LIMIT 1",
         )
-        .bind(&channel)
-        .bind(from as u64)
-        .bind(to as u64)
-        .fetch_all()
-        .await?;
-    Ok(HttpResponse::Ok().json(ChannelStats {
-        channel_id: channel,
-        days,
+        .bind(&id)
+        .fetch_optional::<StatisticsRow>();
+    // The day's latest figure is its largest: view counts do not go down (YouTube may correct
+    // one down after removing spam views; the day then shows the larger figure it had).
+    let days = ch
+        .query(
+            "SELECT intDiv(fetched_at_ms, 86400000) AS day, max(view_count) AS view_count \
+             FROM video_statistics WHERE video_id = ? GROUP BY day ORDER BY day DESC LIMIT 366",
+        )
+        .bind(&id)
+        .fetch_all::<(u64, u64)>();
+    let (video, latest, mut days) = tokio::try_join!(video, latest, days)?;
+    let video = video.into_iter().next().ok_or_else(|| {
+        ApiError::NotFound(format!("no video {id}: the fetcher has not found it"))
+    })?;
+    days.reverse();
+    let history = days
+        .iter()
+        .enumerate()
+        .map(|(i, &(day, views))| DayViews {
+            day: super::channels::day_name(day),
+            view_count: views,
+            views_gained: i.checked_sub(1).map(|p| views as i64 - days[p].1 as i64),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(VideoDetails {
+        video: video.into(),
+        content_details: latest.as_ref().map(|s| ContentDetails {
+            duration: s.duration.clone(),
+            duration_seconds: s.duration_seconds,
+        }),
+        statistics: latest.map(|s| VideoStatistics {
+            view_count: s.view_count,
+            like_count: s.like_count,
+            comment_count: s.comment_count,
+            fetched_at: iso_millis(s.fetched_at_ms as i64),
+        }),
+        history,
     }))
 }
 

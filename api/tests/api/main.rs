@@ -18,3 +18,4 @@ mod security;
 mod time_bounds;
 mod vertical_slice;
 mod videos;
+mod youtube;

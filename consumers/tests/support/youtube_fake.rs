@@ -70,17 +70,17 @@ fn key_invalid() -> HttpResponse {
 }
 
 impl Fake {
-    /// Spends `units` of `key`'s quota, or the answer the API gives instead.
-    fn charge(&mut self, key: &str, units: usize) -> Result<(), HttpResponse> {
+    /// Spends `units` of `key`'s quota; the answer the API gives instead when it cannot.
+    fn refuse(&mut self, key: &str, units: usize) -> Option<HttpResponse> {
         let Some(&quota) = self.quota.get(key) else {
-            return Err(key_invalid());
+            return Some(key_invalid());
         };
         let used = self.used.entry(key.to_string()).or_default();
         if *used + units > quota {
-            return Err(quota_exceeded());
+            return Some(quota_exceeded());
         }
         *used += units;
-        Ok(())
+        None
     }
 
     /// (channelId, title, publishedAt) of a video found by some query.
@@ -120,7 +120,7 @@ async fn search(fake: web::Data<Shared>, q: web::Query<HashMap<String, String>>)
         Some(_) => return HttpResponse::ServiceUnavailable().finish(),
         None => {}
     }
-    if let Err(refused) = f.charge(&key, 100) {
+    if let Some(refused) = f.refuse(&key, 100) {
         return refused;
     }
     let after = q.get("publishedAfter").cloned().unwrap_or_default();
@@ -166,7 +166,7 @@ async fn videos(fake: web::Data<Shared>, q: web::Query<HashMap<String, String>>)
             .json(json!({"error": {"code": 400, "message": "too many ids",
             "errors": [{"reason": "invalidParameter"}]}}));
     }
-    if let Err(refused) = f.charge(&key, 1) {
+    if let Some(refused) = f.refuse(&key, 1) {
         return refused;
     }
     let mut items = Vec::new();
@@ -201,7 +201,7 @@ async fn channels(fake: web::Data<Shared>, q: web::Query<HashMap<String, String>
     let ids = q.get("id").cloned().unwrap_or_default();
     f.list_log
         .push((key.clone(), "channels".into(), ids.clone()));
-    if let Err(refused) = f.charge(&key, 1) {
+    if let Some(refused) = f.refuse(&key, 1) {
         return refused;
     }
     let mut items = Vec::new();
