@@ -40,6 +40,8 @@ pub struct Settings {
     pub cors: crate::cors::CorsOrigins,
     /// `CLICKHOUSE_VALIDATION` (default off): check read rows' types against ours.
     pub clickhouse_validation: bool,
+    /// `PREDICTION_RESULT_TTL_SECS`: how long a views prediction's reply can be polled.
+    pub prediction_ttl: std::time::Duration,
 }
 
 impl Settings {
@@ -67,6 +69,10 @@ impl Settings {
                 time_bounds: common::config::event_time_bounds()?.into(),
                 list_max_depth: env_parse("LIST_MAX_DEPTH", crate::routes::LIST_MAX_DEPTH)?,
                 video_fetch_per_hour: env_parse("VIDEO_FETCH_PER_HOUR", 10)?,
+                prediction_wait: std::time::Duration::from_millis(env_parse(
+                    "PREDICTION_WAIT_MS",
+                    2_000,
+                )?),
                 video_fetch_coalesce: common::config::env_duration(
                     "VIDEO_FETCH_COALESCE",
                     std::time::Duration::from_secs(300),
@@ -105,6 +111,10 @@ impl Settings {
             metrics: crate::metrics::MetricsAccess::from_env()?,
             cors: crate::cors::CorsOrigins::from_env()?,
             clickhouse_validation: common::config::clickhouse_validation()?,
+            prediction_ttl: std::time::Duration::from_secs(env_parse(
+                "PREDICTION_RESULT_TTL_SECS",
+                3_600,
+            )?),
             stack,
         })
     }

@@ -49,6 +49,9 @@ pub enum ApiError {
     /// The resource belongs to someone else (a post id another author used).
     #[error("conflict")]
     Conflict(String),
+    /// The views model has too little data to predict (409): says what it has and needs.
+    #[error("not enough data to predict views")]
+    NotEnoughData(String),
     /// The path exists, not with this method.
     #[error("method not allowed")]
     MethodNotAllowed(String),
@@ -104,6 +107,7 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
+            | ApiError::NotEnoughData(m)
             | ApiError::UnsupportedMediaType(m)
             | ApiError::TooManyRequests(m, _)
             | ApiError::MethodNotAllowed(m)
@@ -135,7 +139,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::NotEnoughData(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_)

@@ -8,6 +8,7 @@ pub mod cors;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod predictions;
 pub mod ratelimit;
 pub mod routes;
 pub mod startup;

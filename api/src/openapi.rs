@@ -37,6 +37,8 @@ use crate::routes;
         routes::videos::search,
         routes::videos::trending_keywords,
         routes::videos::details,
+        routes::predictions::request,
+        routes::predictions::poll,
         routes::channels::search,
         routes::channels::details,
         routes::channels::stats,

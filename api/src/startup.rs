@@ -36,6 +36,10 @@ pub enum BuildError {
     Feeds(#[from] stores::feeds::FeedError),
     #[error(transparent)]
     Guard(#[from] stores::guard::GuardError),
+    #[error("views prediction replies (redis): {0}")]
+    ReplyStore(#[from] stores::replies::ReplyError),
+    #[error("views prediction replies (kafka): {0}")]
+    Replies(#[from] crate::predictions::RepliesError),
     #[error("kafka producer: {0}")]
     Producer(#[from] producers::ProduceError),
     #[error("refusing to serve {0} with the built-in development API key or JWT secret: set API_KEYS and JWT_HS256_SECRET (or JWT_RS256_PUBLIC_KEY), or bind a loopback address (API_HOST=127.0.0.1)")]
@@ -90,6 +94,18 @@ impl Application {
             settings.feeds.timeout,
         )
         .await?;
+        let replies = crate::predictions::Replies::start(
+            &settings.stack.kafka_brokers,
+            schemas::topics::VIEWS_PREDICTIONS,
+            producer.codec().clone(),
+            stores::replies::ReplyStore::connect(
+                &settings.feeds.redis_url,
+                &settings.feeds.prefix,
+                settings.prediction_ttl,
+                settings.feeds.timeout,
+            )
+            .await?,
+        )?;
         let images = crate::routes::images::Images {
             jobs: stores::images::ImageJobs::new(
                 mongo.clone(),
@@ -112,6 +128,7 @@ impl Application {
             limits: settings.limits,
             user_event_types: settings.user_event_types.clone(),
             guard,
+            replies,
         });
         let governor = settings.rate_limit.config();
         if let Some(config) = &governor {

@@ -24,6 +24,9 @@ pub struct Limits {
     pub video_fetch_per_hour: u64,
     /// `VIDEO_FETCH_COALESCE`: the same query asked again within this is not fetched again.
     pub video_fetch_coalesce: std::time::Duration,
+    /// `PREDICTION_WAIT_MS`: how long a views prediction request waits for its reply before it
+    /// answers 202 with where to poll.
+    pub prediction_wait: std::time::Duration,
 }
 
 pub struct AppState {
@@ -44,4 +47,6 @@ pub struct AppState {
     pub user_event_types: crate::routes::events::EventTypes,
     /// Per-caller counts and coalescing for `POST /api/v1/videos/fetch` (Redis).
     pub guard: stores::guard::RequestGuard,
+    /// Views prediction replies (Kafka, kept in Redis for polls).
+    pub replies: crate::predictions::Replies,
 }

@@ -316,6 +316,48 @@ event!(
     fetched_at
 );
 
+/// A views prediction request (request/reply over Kafka: the reply is a [`ViewsPredicted`] on
+/// `reply_topic` whose `request_id` is this `event_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewsPredictionRequested {
+    pub event_id: EventId,
+    pub title: String,
+    pub channel_subscribers: i64,
+    pub upload_date: Timestamp,
+    pub thumbnail_url: Option<String>,
+    pub reply_topic: String,
+    pub occurred_at: Timestamp,
+}
+event!(
+    ViewsPredictionRequested,
+    topics::VIEWS_PREDICTION_REQUESTS,
+    "views_prediction_requested.avsc",
+    |e| e.event_id.to_string()
+);
+
+/// The predictor's reply to a [`ViewsPredictionRequested`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewsPredicted {
+    pub event_id: EventId,
+    pub request_id: String,
+    /// `predicted` or `not_enough_data`.
+    pub status: String,
+    pub message: String,
+    pub model_version: String,
+    /// Cumulative views at the end of days 1..31 after upload.
+    pub views: Vec<i64>,
+    pub lower: Vec<i64>,
+    pub upper: Vec<i64>,
+    pub training_videos: i64,
+    pub occurred_at: Timestamp,
+}
+event!(
+    ViewsPredicted,
+    topics::VIEWS_PREDICTIONS,
+    "views_predicted.avsc",
+    |e| e.request_id.clone()
+);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResizeFit {

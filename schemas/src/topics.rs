@@ -38,6 +38,9 @@ pub const VIDEOS_FETCHED: &str = "ugc.videos-fetched";
 /// Snapshots of videos' and channels' statistics from the YouTube fetcher.
 pub const VIDEO_STATISTICS: &str = "ugc.video-statistics";
 pub const CHANNEL_STATISTICS: &str = "ugc.channel-statistics";
+/// Views prediction requests (from the API) and their replies (from the views predictor).
+pub const VIEWS_PREDICTION_REQUESTS: &str = "ugc.views-prediction-requests";
+pub const VIEWS_PREDICTIONS: &str = "ugc.views-predictions";
 pub const RESIZE_REQUESTS: &str = "ugc.resize-requests";
 /// Records no consumer could decode or apply, with the cause in headers (see consumers/).
 pub const DEAD_LETTER: &str = "ugc.dead-letter";
@@ -60,6 +63,8 @@ pub const ALL: &[Topic] = &[
     topic::<VideoFetched>(3),
     topic::<VideoStatisticsFetched>(3),
     topic::<ChannelStatisticsFetched>(1),
+    topic::<ViewsPredictionRequested>(3),
+    topic::<ViewsPredicted>(3),
     topic::<ResizeRequested>(3),
     Topic {
         name: DEAD_LETTER,

@@ -199,6 +199,29 @@ async fn every_event_roundtrips_through_the_registry() {
         fetched_at: t,
     })
     .await;
+    roundtrip(ViewsPredictionRequested {
+        event_id,
+        title: "Dune trailer".into(),
+        channel_subscribers: 12_000,
+        upload_date: t,
+        thumbnail_url: None,
+        reply_topic: schemas::topics::VIEWS_PREDICTIONS.into(),
+        occurred_at: t,
+    })
+    .await;
+    roundtrip(ViewsPredicted {
+        event_id,
+        request_id: event_id.to_string(),
+        status: "predicted".into(),
+        message: String::new(),
+        model_version: "ols-1".into(),
+        views: (1..=31).collect(),
+        lower: vec![0; 31],
+        upper: vec![100; 31],
+        training_videos: 40,
+        occurred_at: t,
+    })
+    .await;
     roundtrip(ResizeRequested {
         event_id,
         task_id: TaskId::from_uuid(uuid::Uuid::new_v4()),

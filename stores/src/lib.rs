@@ -6,6 +6,7 @@ pub mod feeds;
 pub mod guard;
 pub mod images;
 pub mod mongo;
+pub mod replies;
 
 /// A managed Redis connection whose connection attempts and commands fail after `timeout`
 /// (instead of hanging while Redis is down), for every Redis store here.

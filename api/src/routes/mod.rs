@@ -17,6 +17,7 @@ pub mod likes;
 pub mod lists;
 pub mod movies;
 pub mod posts;
+pub mod predictions;
 pub mod video_search;
 pub mod videos;
 
@@ -91,6 +92,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/videos/trending-keywords")
                     .route(web::get().to(videos::trending_keywords)),
+            )
+            .service(
+                web::resource("/videos/views-prediction")
+                    .route(web::post().to(predictions::request)),
+            )
+            .service(
+                web::resource("/videos/views-prediction/{request_id}")
+                    .route(web::get().to(predictions::poll)),
             )
             // After every fixed /videos/... path: a video id never shadows them.
             .service(web::resource("/videos/{video_id}").route(web::get().to(videos::details)))

@@ -12,6 +12,7 @@ mod feed;
 mod helpers;
 mod images;
 mod playback;
+mod predictions;
 mod resends;
 mod resilience;
 mod security;

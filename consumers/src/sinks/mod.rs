@@ -4,4 +4,5 @@ pub mod clickhouse;
 pub mod feed;
 pub mod images;
 pub mod mongo;
+pub mod predictions;
 pub mod youtube;
