@@ -160,8 +160,7 @@ async fn a_prediction_travels_over_kafka_and_back_or_says_there_is_not_enough_da
     assert_eq!(days[0]["day"], 1);
     assert_eq!(days[30]["day"], 31);
     let views = |b: &Value, k: usize| b["days"][k]["views"].as_i64().unwrap();
-    for k in 0..31 {
-        let d = &days[k];
+    for (k, d) in days.iter().enumerate() {
         assert!(d["lower"].as_i64() <= d["views"].as_i64(), "{d}");
         assert!(d["views"].as_i64() <= d["upper"].as_i64(), "{d}");
         if k > 0 {
