@@ -56,8 +56,8 @@ async fn statistics_flow_from_the_data_api_to_every_read() {
     let query = format!("dune-{id}");
     let (ch_a, ch_b) = (format!("UCa{}", &id[..12]), format!("UCb{}", &id[..12]));
     // In the channels' names and the videos' keywords: the reads below see only this run's data
-    // (a consumer group that starts at the end has been seen to receive a few records an earlier
-    // run produced seconds before).
+    // (the local broker reports a partition's end as its last batch's base offset + 1, so a group
+    // that starts "at the end" may receive the rest of an earlier run's last batch).
     let tag = &id[..8];
     let now = Timestamp::now().millis();
     let h = 3_600_000;
