@@ -1,6 +1,8 @@
 //! `make bench`, the videos part: the video reads over 1,000,000 videos (BENCH_VIDEOS) seeded
-//! straight into ClickHouse through the sink's row type, each re-fetched once for 10 % of them.
-//! Writes its section of docs/benchmarks.md (see scripts/bench.sh).
+//! straight into ClickHouse through the sink's row type, each re-fetched once for 10 % of them;
+//! then 30 statistics snapshots of each (BENCH_SNAPSHOTS) and of their 2,000 channels, the
+//! YouTube analytics reads over them, and the views prediction through Kafka. Writes two sections
+//! of docs/benchmarks.md (see scripts/bench.sh).
 //!
 //!     cargo run --release -p api --example videos_bench   (with `make services` running)
 
@@ -199,10 +201,7 @@ async fn main() -> anyhow::Result<()> {
         false => "",
     };
     let rows = time_reads(&base, &endpoints, 100, goal).await?;
-    let _ = stop_api.send(());
-    if kept.is_none() {
-        let _ = admin.query(&format!("DROP DATABASE {db}")).execute().await;
-    }
+    let analytics = youtube_part(&base, &db, &client, n, seeded, now).await?;
     let seeding = match seeded {
         0 => format!("{seed_secs:.0} s"),
         _ => format!("seeded earlier into `{db}`"),
@@ -219,5 +218,144 @@ reads every text once.\n\n| endpoint | p50 / p99 | goal |\n|---|---|---|\n{rows}
 Command: `cargo run --release -p api --example videos_bench` (BENCH_VIDEOS={n}).\n",
         refetch = n / 10,
     );
-    write_section("25-videos", &md)
+    write_section("25-videos", &md)?;
+    write_section("26-youtube", &analytics)?;
+    let _ = stop_api.send(());
+    if kept.is_none() {
+        let _ = admin.query(&format!("DROP DATABASE {db}")).execute().await;
+    }
+    Ok(())
+}
+
+/// Seeds the snapshots (unless the kept database has them), times the analytics reads and the
+/// prediction; the section's markdown.
+async fn youtube_part(
+    base: &str,
+    db: &str,
+    client: &clickhouse::Client,
+    n: usize,
+    seeded: u64,
+    now: i64,
+) -> anyhow::Result<String> {
+    let snapshots: usize = std::env::var("BENCH_SNAPSHOTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let have: u64 = client
+        .query("SELECT count() FROM video_statistics")
+        .fetch_one()
+        .await?;
+    let started = Instant::now();
+    let rows = if have == 0 {
+        let titles: Vec<String> = (0..n).map(|i| video(i, now).title).collect();
+        let published: Vec<i64> = (0..n)
+            .map(|i| video(i, now).published_at.millis())
+            .collect();
+        bench::youtube::seed_statistics(
+            client,
+            n,
+            2_000,
+            snapshots,
+            now,
+            |i| titles[i].clone(),
+            |i| published[i],
+        )
+        .await?
+    } else {
+        have
+    };
+    let seed_secs = started.elapsed().as_secs_f64();
+    eprintln!("[bench] seeded {rows} snapshots in {seed_secs:.0} s");
+    let day = |ms: i64| {
+        time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let endpoints: Vec<(&str, PathFor<'_>)> = vec![
+        (
+            "a video with its views per day (`/videos/{id}`), varying",
+            Box::new(|i| format!("/api/v1/videos/vid{:08}", (i * 7_919) % n)),
+        ),
+        (
+            "channels by name (`/channels?q=channel 1<n>`), varying",
+            Box::new(|i| format!("/api/v1/channels?q=channel%201{}", i % 100)),
+        ),
+        (
+            "a channel with its latest videos (`/channels/{id}`), varying",
+            Box::new(|i| format!("/api/v1/channels/UC{:04}", (i * 37) % 2_000)),
+        ),
+        (
+            "a channel's videos, views and subscribers per day, 30 days",
+            Box::new(move |i| {
+                format!(
+                    "/api/v1/channels/UC{:04}/stats?from={}&to={}",
+                    (i * 41) % 2_000,
+                    day(now - 30 * 86_400_000),
+                    day(now + 3_600_000)
+                )
+            }),
+        ),
+        (
+            "a keyword over 7 days with related words (`/keywords/<word>`), varying",
+            Box::new(|i| format!("/api/v1/keywords/{}?period=7d", WORDS[i % WORDS.len()])),
+        ),
+        (
+            "a keyword over 30 days (`/keywords/<word>?period=30d`), varying",
+            Box::new(|i| format!("/api/v1/keywords/{}?period=30d", WORDS[i % WORDS.len()])),
+        ),
+        (
+            "top keywords by views, 7 days",
+            Box::new(|_| "/api/v1/keywords/top?period=7d&by=views".into()),
+        ),
+        (
+            "top keywords by videos, 7 days",
+            Box::new(|_| "/api/v1/keywords/top?period=7d&by=videos".into()),
+        ),
+    ];
+    let reads = time_reads(base, &endpoints, 100, |_| "p99 < 100 ms").await?;
+    // The top lists read every video of the period with all its versions not merged yet: right
+    // after seeding, 30 per video. ClickHouse merges them in the background as snapshots arrive
+    // hours apart; here that is forced, and the two lists are timed again.
+    let merging = Instant::now();
+    for table in ["video_views_latest", "video_timeline"] {
+        client
+            .query(&format!("OPTIMIZE TABLE {table} FINAL"))
+            .execute()
+            .await?;
+    }
+    let merge_secs = merging.elapsed().as_secs_f64();
+    let merged: Vec<(&str, PathFor<'_>)> = vec![
+        (
+            "top keywords by views, 7 days, after merges",
+            Box::new(|_| "/api/v1/keywords/top?period=7d&by=views".into()),
+        ),
+        (
+            "top keywords by videos, 7 days, after merges",
+            Box::new(|_| "/api/v1/keywords/top?period=7d&by=videos".into()),
+        ),
+    ];
+    let reads = reads + &time_reads(base, &merged, 100, |_| "p99 < 100 ms").await?;
+    let (p50, p99, version, alone_us, train_secs) =
+        bench::youtube::prediction_latency(base, db, 200).await?;
+    let seeding = match seeded {
+        0 => format!("{seed_secs:.0} s"),
+        _ => format!("seeded earlier into `{db}`"),
+    };
+    Ok(format!(
+        "\n## YouTube analytics reads and the views prediction\n\n\
+The same {n} videos, each with {snapshots} daily statistics snapshots, and 2,000 channels with \
+{snapshots} each: {rows} rows written straight into `video_statistics` and `channel_statistics` \
+({seeding}, with the views that fill `video_views_latest` and `channels`). Reads through the API, \
+100 sequential requests each; the last two rows after `OPTIMIZE TABLE ... FINAL` of \
+`video_views_latest` and `video_timeline` ({merge_secs:.0} s), which merges each video's versions \
+as ClickHouse does in the background over time.\n\n| endpoint | p50 / p99 | goal |\n|---|---|---|\n{reads}\n\
+The views prediction: the model trained from those snapshots in {train_secs:.1} s (`{version}`, \
+`PREDICTOR_MAX_TRAINING_VIDEOS` of them), the predictor in-process on the shared consumer runtime \
+(`BATCH_MAX_WAIT_MS`=1), 200 sequential `POST /api/v1/videos/views-prediction` through Kafka and \
+back (request produced and acknowledged, consumed, answered, the reply produced, consumed by the \
+API): p50 {p50:.1} ms, p99 {p99:.1} ms. The model's own `predict` (31 days, in-process): \
+{alone_us:.1} µs median.\n\n\
+Command: `cargo run --release -p api --example videos_bench` (BENCH_VIDEOS={n}, BENCH_SNAPSHOTS={snapshots}).\n"
+    ))
 }

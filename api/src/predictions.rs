@@ -46,6 +46,9 @@ impl Replies {
             .set("bootstrap.servers", brokers)
             .set("group.id", format!("api-replies-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
+            // A reply waits for the fetch in progress when it lands on a broker that does not
+            // answer a long poll early (the local one): 10 ms, not librdkafka's 500.
+            .set("fetch.wait.max.ms", "10")
             .create()?;
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let mut assignment = TopicPartitionList::new();

@@ -19,10 +19,13 @@ struct VideoSnapshots {
     views: Vec<u64>,
 }
 
-/// The series of at most `max_videos` videos published at or after `since_ms`.
+/// The series of at most `max_videos` videos published from `since_ms` to a day before `now_ms`
+/// (a younger one has no day observed yet); which ones, when there are more, is up to ClickHouse
+/// (the first it reads).
 pub async fn load(
     ch: &clickhouse::Client,
     since_ms: u64,
+    now_ms: u64,
     max_videos: u64,
 ) -> clickhouse::error::Result<Vec<Series>> {
     let subscribers: HashMap<String, Option<u64>> = ch
@@ -41,10 +44,13 @@ pub async fn load(
             "SELECT video_id, any(channel_id) AS channel, any(title) AS video_title, \
                     any(published_at_ms) AS published, \
                     groupArray(fetched_at_ms) AS fetched, groupArray(view_count) AS views \
-             FROM video_statistics WHERE published_at_ms >= ? \
-             GROUP BY video_id LIMIT ?",
+             FROM video_statistics WHERE video_id IN ( \
+               SELECT DISTINCT video_id FROM video_statistics \
+               WHERE published_at_ms >= ? AND published_at_ms < ? LIMIT ?) \
+             GROUP BY video_id",
         )
         .bind(since_ms)
+        .bind(now_ms.saturating_sub(crate::DAY_MS as u64))
         .bind(max_videos)
         .fetch_all()
         .await?;

@@ -8,6 +8,8 @@ use std::time::Instant;
 use api::configuration::Settings;
 use api::startup::Application;
 
+pub mod youtube;
+
 /// The request path of the i-th request to an endpoint.
 pub type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
 

@@ -40,7 +40,7 @@ impl PredictorConfig {
             training_window: Duration::from_secs(
                 86_400 * u64::from(env_parse::<u16>("PREDICTOR_TRAINING_DAYS", 180)?),
             ),
-            max_training_videos: env_parse("PREDICTOR_MAX_TRAINING_VIDEOS", 200_000)?,
+            max_training_videos: env_parse("PREDICTOR_MAX_TRAINING_VIDEOS", 20_000)?,
             requirements: Requirements {
                 min_videos: env_parse("PREDICTOR_MIN_VIDEOS", 20)?,
                 min_late_videos: env_parse("PREDICTOR_MIN_LATE_VIDEOS", 3)?,
@@ -92,7 +92,8 @@ pub async fn train(
 ) -> Result<ModelState, clickhouse::error::Error> {
     let now = Timestamp::now().millis();
     let since = (now - config.training_window.as_millis() as i64).max(0) as u64;
-    let series = predictor::training::load(ch, since, config.max_training_videos).await?;
+    let series =
+        predictor::training::load(ch, since, now as u64, config.max_training_videos).await?;
     let at = api_time(now);
     let state = match ViewsModel::fit(&series, config.requirements, &at) {
         Ok(model) => {
