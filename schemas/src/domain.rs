@@ -243,6 +243,14 @@ impl Timestamp {
     pub fn seconds(&self) -> u32 {
         (self.0 / 1000) as u32
     }
+
+    /// RFC 3339, to the second, in UTC (`2026-11-23T07:18:57Z`).
+    pub fn to_rfc3339(&self) -> String {
+        OffsetDateTime::from_unix_timestamp(self.0.div_euclid(1000))
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default()
+    }
 }
 
 /// How far from the receiver's clock an event's time may be: older than `max_age` or further

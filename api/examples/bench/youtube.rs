@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use consumers::sinks::clickhouse::{ClickHouseConfig, Table};
-use consumers::sinks::predictions::{train, ModelState, PredictorConfig, Predictions};
+use consumers::sinks::predictions::{train, ModelState, Predictions, PredictorConfig};
 use schemas::domain::{EventId, Timestamp};
 use schemas::events::{ChannelStatisticsFetched, VideoStatisticsFetched};
 use schemas::Event;
@@ -151,7 +151,10 @@ pub async fn prediction_latency(
     };
     let warm = Instant::now() + Duration::from_secs(60);
     while post(0).await?.status() != 200 {
-        anyhow::ensure!(Instant::now() < warm, "the predictor did not answer within 60 s");
+        anyhow::ensure!(
+            Instant::now() < warm,
+            "the predictor did not answer within 60 s"
+        );
     }
     let mut times = Vec::new();
     for i in 0..requests {

@@ -10,9 +10,9 @@ use schemas::domain::{DomainError, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::all_valid;
 use super::lists::iso_millis;
 use super::videos::{paging, Thumbnail};
+use super::{all_valid, youtube_id};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -29,18 +29,6 @@ fn thumbnails(keys: Vec<String>, urls: Vec<String>) -> BTreeMap<String, Thumbnai
         .zip(urls)
         .map(|(k, url)| (k, Thumbnail { url }))
         .collect()
-}
-
-/// A channel id as YouTube makes them (`UC` + 22 characters), or anything of 1 to 100 letters,
-/// digits, `-` and `_`.
-fn channel_id(raw: String) -> Result<String, DomainError> {
-    let ok = (1..=100).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ok.then_some(raw).ok_or_else(|| {
-        DomainError::new("channel_id", "must be 1 to 100 letters, digits, '-' or '_'")
-    })
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -209,7 +197,7 @@ pub async fn details(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = channel_id(path.into_inner())?;
+    let id = youtube_id("channel_id", path.into_inner())?;
     let ch = &state.clickhouse;
     let channel = ch
         .query(&format!(
@@ -326,7 +314,7 @@ pub async fn stats(
 ) -> Result<HttpResponse, ApiError> {
     let f = Timestamp::parse_rfc3339("from", &query.from);
     let t = Timestamp::parse_rfc3339("to", &query.to);
-    let c = channel_id(path.into_inner());
+    let c = youtube_id("channel_id", path.into_inner());
     all_valid([f.as_ref().err(), t.as_ref().err(), c.as_ref().err()])?;
     let (from, to, channel) = (f?.millis(), t?.millis(), c?);
     if to <= from || to - from > 366 * 86_400_000 {

@@ -268,6 +268,16 @@ const MAX_PAGE: i64 = 1_000_000;
 pub const LIST_MAX_DEPTH: u64 = 10_000;
 
 /// `Ok` when `page × size` stays within `max_depth`.
+/// A YouTube id (video `dQw4w9WgXcQ`, channel `UC` + 22): 1 to 64 letters, digits, `-` or `_`.
+pub(crate) fn youtube_id(field: &'static str, raw: String) -> Result<String, DomainError> {
+    let ok = (1..=64).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(raw)
+        .ok_or_else(|| DomainError::new(field, "must be 1 to 64 letters, digits, '-' or '_'"))
+}
+
 pub(crate) fn within_depth(page: u64, size: u64, max_depth: u64) -> Result<(), ApiError> {
     if page.saturating_mul(size) > max_depth {
         return Err(DomainError::new(

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::lists::iso_millis;
 use super::video_search::{self, VideoRow};
-use super::{all_valid, event_id, json_body, produce, WriteResponses};
+use super::{all_valid, event_id, json_body, produce, youtube_id, WriteResponses};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -356,16 +356,6 @@ struct StatisticsRow {
     fetched_at_ms: u64,
 }
 
-/// A YouTube video id: 1 to 64 letters, digits, `-` or `_` (YouTube's are 11).
-fn video_id(raw: String) -> Result<String, DomainError> {
-    let ok = (1..=64).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ok.then_some(raw)
-        .ok_or_else(|| DomainError::new("video_id", "must be 1 to 64 letters, digits, '-' or '_'"))
-}
-
 /// A video: its snippet (latest fetch), latest statistics, duration and daily views history
 /// (404 when the fetcher has not found it).
 #[utoipa::path(get, path = "/api/v1/videos/{video_id}", tag = "videos",
@@ -378,7 +368,7 @@ pub async fn details(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = video_id(path.into_inner())?;
+    let id = youtube_id("video_id", path.into_inner())?;
     let ch = &state.clickhouse;
     let video = video_search::rows_of(ch, vec![id.clone()]);
     let latest = ch

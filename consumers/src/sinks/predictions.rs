@@ -90,12 +90,12 @@ pub async fn train(
     ch: &clickhouse::Client,
     config: &PredictorConfig,
 ) -> Result<ModelState, clickhouse::error::Error> {
-    let now = Timestamp::now().millis();
+    let trained_at = Timestamp::now();
+    let now = trained_at.millis();
     let since = (now - config.training_window.as_millis() as i64).max(0) as u64;
     let series =
         predictor::training::load(ch, since, now as u64, config.max_training_videos).await?;
-    let at = api_time(now);
-    let state = match ViewsModel::fit(&series, config.requirements, &at) {
+    let state = match ViewsModel::fit(&series, config.requirements, &trained_at.to_rfc3339()) {
         Ok(model) => {
             tracing::info!(version = %model.version, videos = model.trained_videos, "views model trained");
             METRICS.trained_videos.set(model.trained_videos as i64);
@@ -108,16 +108,6 @@ pub async fn train(
         }
     };
     Ok(state)
-}
-
-fn api_time(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Trains now and then every `retrain_every` until `shutdown`; a failed training keeps the model
