@@ -1,8 +1,10 @@
 //! Views prediction over Kafka request/reply, with the views predictor running in-process on the
-//! shared consumer runtime: "not enough data" while ClickHouse has too few snapshots (409, with
-//! why), then a model trained on snapshots written as the sink writes them answers within the wait
-//! (200: 31 cumulative days and an interval, the model's version), and a request that outlives the
-//! wait is answered 202 and then found by polling.
+//! shared consumer runtime: a request made before the first training waits for it (uncommitted)
+//! and is answered after; "not enough data" while ClickHouse has too few snapshots (409, with
+//! why); a model trained on snapshots written as the sink writes them answers within the wait
+//! (200: 31 cumulative days and an interval, the model's version); a request that outlives the
+//! wait is answered 202 and then found by polling; a request naming a foreign reply topic is
+//! dead-lettered, not answered there.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -17,7 +19,7 @@ use schemas::events::{ChannelStatisticsFetched, VideoStatisticsFetched};
 use schemas::Event;
 use serde_json::{json, Value};
 
-use crate::helpers::{fresh_clickhouse, sink_write, spawn_app_with, test_settings};
+use crate::helpers::{fresh_clickhouse, sink_write, spawn_app_with, test_settings, TestApp};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -68,6 +70,21 @@ async fn seed(db: &str) {
     sink_write(db, channels, usize::MAX).await;
 }
 
+/// Polls `location` until it answers other than 202 (30 s at most).
+async fn answer_of(app: &TestApp, location: &str) -> (u16, Value) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = app.get_as_service(location).await;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        if status != 202 {
+            return (status, body);
+        }
+        assert!(Instant::now() < deadline, "no answer to poll at {location}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prediction_travels_over_kafka_and_back_or_says_there_is_not_enough_data() {
     let mut settings = test_settings();
@@ -85,8 +102,13 @@ async fn a_prediction_travels_over_kafka_and_back_or_says_there_is_not_enough_da
     let mut runtime = RuntimeConfig::from_env("unused").unwrap();
     runtime.group_id = format!("test-predictor-{}", uuid::Uuid::new_v4());
     runtime.max_wait = Duration::from_millis(20);
+    let dlq = format!("test-predict-dlq-{}", uuid::Uuid::new_v4().simple());
+    runtime.dead_letter_topic = dlq.clone();
     settings.limits.prediction_wait = Duration::from_secs(10);
     let app = spawn_app_with(settings.clone()).await;
+    let mut quick = settings.clone();
+    quick.limits.prediction_wait = Duration::ZERO;
+    let impatient = spawn_app_with(quick).await;
     consumers::groups::commit_at_end(
         &stack.kafka_brokers,
         &runtime.group_id,
@@ -94,18 +116,15 @@ async fn a_prediction_travels_over_kafka_and_back_or_says_there_is_not_enough_da
     )
     .unwrap();
     let shutdown = common::shutdown::Shutdown::new();
+    let producer = EventProducer::new(
+        &ProducerConfig::from_env(&stack.kafka_brokers).unwrap(),
+        codec.clone(),
+    )
+    .unwrap();
     let predictor = tokio::spawn(consumers::run(
         runtime,
-        codec.clone(),
-        Predictions::new(
-            model.clone(),
-            EventProducer::new(
-                &ProducerConfig::from_env(&stack.kafka_brokers).unwrap(),
-                codec,
-            )
-            .unwrap(),
-            config.reply_topics.clone(),
-        ),
+        codec,
+        Predictions::new(model.clone(), producer.clone(), config.reply_topics.clone()),
         shutdown.clone(),
     ));
     let ask = |subscribers: u64| {
@@ -113,10 +132,26 @@ async fn a_prediction_travels_over_kafka_and_back_or_says_there_is_not_enough_da
                "upload_date": "2026-11-27", "thumbnail_url": "https://i.ytimg.com/vi/x/hqdefault.jpg"})
     };
 
+    // Before the first training: the request waits, uncommitted (the predictor retries it), and is
+    // answered once the model state is known: here, not enough data.
+    let resp = impatient
+        .post_json("/api/v1/videos/views-prediction", &ask(50_000))
+        .await;
+    assert_eq!(resp.status(), 202);
+    let early = resp.headers()["location"].to_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.get_as_service(&early).await.status(),
+        202,
+        "unanswered while untrained"
+    );
+
     // No snapshots yet: trained, and not enough data, which the answer says plainly.
     let state = train(&ch, &config).await.unwrap();
     assert!(matches!(state, ModelState::NotEnough(_)), "{state:?}");
     *model.write().unwrap() = state;
+    let (status, body) = answer_of(&app, &early).await;
+    assert_eq!(status, 409, "{body}");
     let resp = app
         .post_json("/api/v1/videos/views-prediction", &ask(50_000))
         .await;
@@ -176,9 +211,6 @@ async fn a_prediction_travels_over_kafka_and_back_or_says_there_is_not_enough_da
     );
 
     // A request that outlives the wait: 202 with where to poll, then the answer there.
-    let mut quick = settings.clone();
-    quick.limits.prediction_wait = Duration::ZERO;
-    let impatient = spawn_app_with(quick).await;
     let resp = impatient
         .post_json("/api/v1/videos/views-prediction", &ask(2_000_000))
         .await;
@@ -187,19 +219,9 @@ async fn a_prediction_travels_over_kafka_and_back_or_says_there_is_not_enough_da
     let pending: Value = resp.json().await.unwrap();
     assert_eq!(pending["status"], "pending");
     assert_eq!(pending["poll"], location);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let polled = loop {
-        // The other instance serves the poll: the reply is in Redis.
-        let resp = app.get_as_service(&location).await;
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap();
-        if status == 200 {
-            break body;
-        }
-        assert_eq!(status, 202, "{body}");
-        assert!(Instant::now() < deadline, "no answer to poll");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // The other instance serves the poll: the reply is in Redis.
+    let (status, polled) = answer_of(&app, &location).await;
+    assert_eq!(status, 200, "{polled}");
     assert_eq!(polled["request_id"], pending["request_id"]);
     assert_eq!(
         polled["days"], big["days"],
@@ -242,6 +264,41 @@ async fn a_prediction_travels_over_kafka_and_back_or_says_there_is_not_enough_da
         .get_as_service("/api/v1/videos/views-prediction/not-a-uuid")
         .await;
     assert_eq!(resp.status(), 400);
+
+    // A request naming a reply topic the predictor does not answer on: dead-lettered with why.
+    producer
+        .send(
+            &schemas::events::ViewsPredictionRequested {
+                event_id: EventId::new_random(),
+                title: "Elsewhere".into(),
+                channel_subscribers: 1,
+                upload_date: Timestamp::now(),
+                thumbnail_url: None,
+                reply_topic: "ugc.not-ours".into(),
+                occurred_at: Timestamp::now(),
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reason = loop {
+        let reasons: Vec<String> = app
+            .records(&dlq)
+            .await
+            .iter()
+            .filter_map(|m| consumers::runtime::dead_letter::header(m, "dlq.error"))
+            .collect();
+        if let Some(r) = reasons.into_iter().next() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        reason.contains("\"ugc.not-ours\" is not one the predictor answers on"),
+        "{reason}"
+    );
 
     shutdown.trigger();
     predictor.await.unwrap().unwrap();
