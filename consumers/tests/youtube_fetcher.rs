@@ -15,7 +15,7 @@ use schemas::Event;
 
 #[path = "support/youtube_fake.rs"]
 mod youtube_fake;
-use youtube_fake::{iso, serve, Fake, Shared, K1, K2};
+use youtube_fake::{fetcher_config, iso, serve, Fake, Shared, K1, K2};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_unique() {
@@ -77,16 +77,8 @@ async fn keys_rotate_on_quota_state_is_shared_paging_is_followed_results_are_uni
 
     // Instance A: the first key runs out after one call; the second finishes the walk.
     let config = FetcherConfig {
-        base_url: base_url.clone(),
-        keys: parse_keys(&format!("first:{K1},second:{K2}")),
         queries: vec![travel.clone()],
-        interval: Duration::from_secs(60),
-        max_pages: 10,
-        overlap: Duration::from_secs(90),
-        initial_lookback: Duration::from_secs(86_400),
-        retries: 2,
-        stats_max_age: Duration::from_secs(30 * 86_400),
-        stats_interval: Duration::from_secs(3600),
+        ..fetcher_config(&base_url, &format!("first:{K1},second:{K2}"))
     };
     let producer = EventProducer::new(
         &ProducerConfig::from_env(&stack.kafka_brokers).unwrap(),

@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use consumers::RuntimeConfig;
-use producers::youtube::{parse_keys, Fetcher, FetcherConfig, SharedState};
+use producers::youtube::{Fetcher, FetcherConfig, SharedState};
 use producers::{EventProducer, ProducerConfig};
 use schemas::events::VideoFetched;
 use schemas::Event;
 
 #[path = "support/youtube_fake.rs"]
 mod youtube_fake;
-use youtube_fake::{iso, serve, Fake, Shared, K2};
+use youtube_fake::{fetcher_config, iso, serve, Fake, Shared, K2};
 
 fn fetcher(
     base_url: &str,
@@ -24,16 +24,9 @@ fn fetcher(
     let stack = common::config::StackConfig::from_env();
     Fetcher::new(
         FetcherConfig {
-            base_url: base_url.to_string(),
-            keys: parse_keys(&format!("second:{K2}")),
-            queries: Vec::new(),
-            interval: Duration::from_secs(60),
             max_pages,
-            overlap: Duration::from_secs(90),
-            initial_lookback: Duration::from_secs(86_400),
             retries: 1,
-            stats_max_age: Duration::from_secs(30 * 86_400),
-            stats_interval: Duration::from_secs(3600),
+            ..fetcher_config(base_url, &format!("second:{K2}"))
         },
         SharedState::new(db),
         EventProducer::new(

@@ -108,10 +108,21 @@ impl EventProducer {
         event: &E,
         headers: &[(&str, &str)],
     ) -> Result<Delivery, ProduceError> {
+        self.send_to(E::TOPIC, event, headers).await
+    }
+
+    /// [`EventProducer::send`] to another topic than the event's own (a reply topic the request
+    /// named), with the event's schema.
+    pub async fn send_to<E: Event>(
+        &self,
+        topic: &str,
+        event: &E,
+        headers: &[(&str, &str)],
+    ) -> Result<Delivery, ProduceError> {
         let payload = self.codec.encode(event).await?;
         let key = event.key();
         self.raw
-            .send(E::TOPIC, Some(key.as_bytes()), Some(&payload), headers)
+            .send(topic, Some(key.as_bytes()), Some(&payload), headers)
             .await
     }
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::lists::iso_millis;
-use super::videos::{paging, Thumbnail};
+use super::videos::{search_terms, thumbnails, Thumbnail};
 use super::{all_valid, youtube_id};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -22,13 +22,6 @@ const DAY_MS: u64 = 86_400_000;
 /// `YYYY-MM-DD` (UTC) of a day number (days since the epoch).
 pub(super) fn day_name(day: u64) -> String {
     iso_millis((day * DAY_MS) as i64)[..10].to_string()
-}
-
-fn thumbnails(keys: Vec<String>, urls: Vec<String>) -> BTreeMap<String, Thumbnail> {
-    keys.into_iter()
-        .zip(urls)
-        .map(|(k, url)| (k, Thumbnail { url }))
-        .collect()
 }
 
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -129,14 +122,7 @@ pub async fn search(
     query: web::Query<ChannelSearchQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.q.trim();
-    let valid = (1..=100)
-        .contains(&q.chars().count())
-        .then_some(())
-        .ok_or_else(|| DomainError::new("q", "must be 1 to 100 characters"));
-    let paged = paging(query.page, query.limit, state.limits.list_max_depth);
-    all_valid([valid.as_ref().err()])?;
-    let (page, limit) = paged?;
+    let (q, page, limit) = search_terms(&query.q, query.page, query.limit, &state)?;
     let rows: Vec<ChannelRow> = state
         .clickhouse
         .query(&format!(

@@ -100,6 +100,14 @@ pub struct Thumbnail {
     pub url: String,
 }
 
+/// Thumbnails by size name, from the two parallel arrays the tables keep.
+pub(super) fn thumbnails(keys: Vec<String>, urls: Vec<String>) -> BTreeMap<String, Thumbnail> {
+    keys.into_iter()
+        .zip(urls)
+        .map(|(k, url)| (k, Thumbnail { url }))
+        .collect()
+}
+
 /// A video, with the YouTube API's snippet field names.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -128,12 +136,7 @@ impl From<VideoRow> for Video {
             channel_id: r.channel_id,
             channel_title: r.channel_title,
             published_at: iso_millis(r.published_at_ms as i64),
-            thumbnails: r
-                .thumbnails_keys
-                .into_iter()
-                .zip(r.thumbnails_urls)
-                .map(|(k, url)| (k, Thumbnail { url }))
-                .collect(),
+            thumbnails: thumbnails(r.thumbnails_keys, r.thumbnails_urls),
             query: r.query,
             fetched_at: iso_millis(r.fetched_at_ms as i64),
         }
@@ -155,6 +158,24 @@ pub struct VideoListQuery {
     /// 1..=100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+}
+
+/// A search's `q` (trimmed, 1 to 100 characters) and its page: every error at once, `q`'s first.
+pub(super) fn search_terms<'q>(
+    q: &'q str,
+    page: Option<i64>,
+    limit: Option<i64>,
+    state: &AppState,
+) -> Result<(&'q str, u64, u64), ApiError> {
+    let q = q.trim();
+    let valid = (1..=100)
+        .contains(&q.chars().count())
+        .then_some(())
+        .ok_or_else(|| DomainError::new("q", "must be 1 to 100 characters"));
+    let paged = paging(page, limit, state.limits.list_max_depth);
+    all_valid([valid.as_ref().err()])?;
+    let (page, limit) = paged?;
+    Ok((q, page, limit))
 }
 
 pub(super) fn paging(
@@ -215,14 +236,7 @@ pub async fn search(
     query: web::Query<SearchQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.q.trim();
-    let valid = (1..=100)
-        .contains(&q.chars().count())
-        .then_some(())
-        .ok_or_else(|| DomainError::new("q", "must be 1 to 100 characters"));
-    let paged = paging(query.page, query.limit, state.limits.list_max_depth);
-    all_valid([valid.as_ref().err()])?;
-    let (page, limit) = paged?;
+    let (q, page, limit) = search_terms(&query.q, query.page, query.limit, &state)?;
     let budget = state.limits.video_search_walk_budget;
     let rows =
         video_search::search(&state.clickhouse, q, (page - 1) * limit, limit, budget).await?;

@@ -9,17 +9,17 @@ use std::time::{Duration, Instant};
 
 use consumers::sinks::clickhouse::{ClickHouseConfig, ClickHouseSink, Table};
 use consumers::RuntimeConfig;
-use producers::youtube::{parse_keys, Fetcher, FetcherConfig, SharedState};
+use producers::youtube::{Fetcher, FetcherConfig, SharedState};
 use producers::{EventProducer, ProducerConfig};
 use schemas::domain::{EventId, Timestamp};
 use schemas::events::{ChannelStatisticsFetched, VideoFetched, VideoStatisticsFetched};
 use serde_json::{json, Value};
 
-use crate::helpers::{fresh_clickhouse, sink_write, spawn_app_with, test_settings, API_KEY};
+use crate::helpers::{fresh_clickhouse, sink_write, spawn_app_with, test_settings};
 
 #[path = "../../../consumers/tests/support/youtube_fake.rs"]
 mod youtube_fake;
-use youtube_fake::{iso, serve, ChannelStats, Fake, Shared, VideoStats, K1, K2};
+use youtube_fake::{fetcher_config, iso, serve, ChannelStats, Fake, Shared, VideoStats, K1, K2};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -198,16 +198,9 @@ async fn statistics_flow_from_the_data_api_to_every_read() {
     stores::mongo::migrate(&mongo, &mongo_db).await.unwrap();
     let fetcher = Fetcher::new(
         FetcherConfig {
-            base_url,
-            keys: parse_keys(&format!("first:{K1},second:{K2}")),
             queries: vec![query.clone()],
-            interval: Duration::from_secs(60),
-            max_pages: 10,
-            overlap: Duration::from_secs(90),
-            initial_lookback: Duration::from_secs(86_400),
-            retries: 2,
-            stats_max_age: Duration::from_secs(30 * 86_400),
             stats_interval: Duration::from_secs(1),
+            ..fetcher_config(&base_url, &format!("first:{K1},second:{K2}"))
         },
         SharedState::new(mongo.database(&mongo_db)),
         EventProducer::new(
@@ -256,14 +249,8 @@ async fn statistics_flow_from_the_data_api_to_every_read() {
     let get = |path: String| {
         let app = &app;
         async move {
-            let resp = app
-                .client
-                .get(app.url(&path))
-                .header("x-api-key", API_KEY)
-                .send()
-                .await
-                .unwrap();
-            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+            let (_, status, body) = app.get_all_as_service(vec![path]).await.remove(0);
+            (status, body)
         }
     };
     // Until `check` holds of GET `path` (the sinks write asynchronously).

@@ -216,25 +216,13 @@ impl Sink for Predictions {
             };
             replies.push((r.event.reply_topic.as_str(), reply));
         }
-        try_join_all(replies.iter().map(|(topic, reply)| async move {
-            let payload = self
-                .producer
-                .codec()
-                .encode(reply)
-                .await
-                .map_err(|e| SinkError::Transient(e.to_string()))?;
-            self.producer
-                .raw()
-                .send(
-                    topic,
-                    Some(reply.request_id.as_bytes()),
-                    Some(&payload),
-                    &[],
-                )
-                .await
-                .map_err(|e| SinkError::Transient(e.to_string()))
-        }))
-        .await?;
+        try_join_all(
+            replies
+                .iter()
+                .map(|(topic, reply)| self.producer.send_to(topic, reply, &[])),
+        )
+        .await
+        .map_err(|e| SinkError::Transient(e.to_string()))?;
         for (_, reply) in &replies {
             METRICS
                 .answers

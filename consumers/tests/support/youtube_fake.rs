@@ -245,6 +245,24 @@ pub fn serve(fake: &Shared) -> String {
     base_url
 }
 
+/// The fetcher's settings the tests share, on the fake at `base_url` with `keys`
+/// (`name:key,...`); each test changes what it is about.
+pub fn fetcher_config(base_url: &str, keys: &str) -> producers::youtube::FetcherConfig {
+    use std::time::Duration;
+    producers::youtube::FetcherConfig {
+        base_url: base_url.to_string(),
+        keys: producers::youtube::parse_keys(keys),
+        queries: Vec::new(),
+        interval: Duration::from_secs(60),
+        max_pages: 10,
+        overlap: Duration::from_secs(90),
+        initial_lookback: Duration::from_secs(86_400),
+        retries: 2,
+        stats_max_age: Duration::from_secs(30 * 86_400),
+        stats_interval: Duration::from_secs(3600),
+    }
+}
+
 pub fn iso(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .unwrap()

@@ -174,10 +174,10 @@ impl SharedState {
         videos: &[TrackedVideo],
         at_ms: i64,
     ) -> Result<(), mongodb::error::Error> {
-        let collection = self.db.collection::<Document>(YOUTUBE_VIDEOS);
-        futures::future::try_join_all(videos.iter().map(|v| {
-            collection
-                .update_one(
+        self.upsert_each(
+            YOUTUBE_VIDEOS,
+            videos.iter().map(|v| {
+                (
                     doc! {"video_id": &v.video_id},
                     doc! {"$set": {
                         "video_id": &v.video_id,
@@ -186,11 +186,9 @@ impl SharedState {
                         "snapshot_at_ms": at_ms,
                     }},
                 )
-                .with_options(UpdateOptions::builder().upsert(true).build())
-                .into_future()
-        }))
-        .await?;
-        Ok(())
+            }),
+        )
+        .await
     }
 
     /// Up to `limit` videos published at or after `published_after_ms` whose last snapshot is at or
@@ -201,17 +199,15 @@ impl SharedState {
         due_ms: i64,
         limit: i64,
     ) -> Result<Vec<TrackedVideo>, mongodb::error::Error> {
-        let docs: Vec<Document> = self
-            .db
-            .collection::<Document>(YOUTUBE_VIDEOS)
-            .find(doc! {
-                "snapshot_at_ms": {"$lte": due_ms},
-                "published_at_ms": {"$gte": published_after_ms},
-            })
-            .sort(doc! {"snapshot_at_ms": 1})
-            .limit(limit)
-            .await?
-            .try_collect()
+        let docs = self
+            .due(
+                YOUTUBE_VIDEOS,
+                doc! {
+                    "snapshot_at_ms": {"$lte": due_ms},
+                    "published_at_ms": {"$gte": published_after_ms},
+                },
+                limit,
+            )
             .await?;
         Ok(docs
             .iter()
@@ -227,18 +223,16 @@ impl SharedState {
 
     /// Tracks channels not tracked yet (due at once); the others keep their last snapshot time.
     pub async fn track_channels(&self, ids: &[&str]) -> Result<(), mongodb::error::Error> {
-        let collection = self.db.collection::<Document>(YOUTUBE_CHANNELS);
-        futures::future::try_join_all(ids.iter().map(|id| {
-            collection
-                .update_one(
+        self.upsert_each(
+            YOUTUBE_CHANNELS,
+            ids.iter().map(|id| {
+                (
                     doc! {"channel_id": id},
                     doc! {"$setOnInsert": {"channel_id": id, "snapshot_at_ms": 0_i64}},
                 )
-                .with_options(UpdateOptions::builder().upsert(true).build())
-                .into_future()
-        }))
-        .await?;
-        Ok(())
+            }),
+        )
+        .await
     }
 
     /// Up to `limit` channels whose last snapshot is at or before `due_ms`, oldest first.
@@ -247,19 +241,51 @@ impl SharedState {
         due_ms: i64,
         limit: i64,
     ) -> Result<Vec<String>, mongodb::error::Error> {
-        let docs: Vec<Document> = self
-            .db
-            .collection::<Document>(YOUTUBE_CHANNELS)
-            .find(doc! {"snapshot_at_ms": {"$lte": due_ms}})
-            .sort(doc! {"snapshot_at_ms": 1})
-            .limit(limit)
-            .await?
-            .try_collect()
+        let docs = self
+            .due(
+                YOUTUBE_CHANNELS,
+                doc! {"snapshot_at_ms": {"$lte": due_ms}},
+                limit,
+            )
             .await?;
         Ok(docs
             .iter()
             .filter_map(|d| Some(d.get_str("channel_id").ok()?.to_string()))
             .collect())
+    }
+
+    /// Up to `limit` documents of `collection` matching `filter`, least recently snapshotted first.
+    async fn due(
+        &self,
+        collection: &str,
+        filter: Document,
+        limit: i64,
+    ) -> Result<Vec<Document>, mongodb::error::Error> {
+        self.db
+            .collection::<Document>(collection)
+            .find(filter)
+            .sort(doc! {"snapshot_at_ms": 1})
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await
+    }
+
+    /// Each `(filter, update)` as an upsert, concurrently.
+    async fn upsert_each(
+        &self,
+        collection: &str,
+        updates: impl Iterator<Item = (Document, Document)>,
+    ) -> Result<(), mongodb::error::Error> {
+        let collection = self.db.collection::<Document>(collection);
+        futures::future::try_join_all(updates.map(|(filter, update)| {
+            collection
+                .update_one(filter, update)
+                .with_options(UpdateOptions::builder().upsert(true).build())
+                .into_future()
+        }))
+        .await?;
+        Ok(())
     }
 
     /// Records that channels `ids` were snapshotted at `at_ms`.
