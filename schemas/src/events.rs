@@ -282,6 +282,15 @@ pub struct VideoStatisticsFetched {
     pub duration: String,
     pub duration_seconds: i64,
     pub fetched_at: Timestamp,
+    /// The view count of the video's previous snapshot (0 for its first): each snapshot says what
+    /// it replaces, so summing tables add `view_count` and take this away. `None` from producers
+    /// that did not chain snapshots.
+    #[serde(default)]
+    pub previous_view_count: Option<i64>,
+    /// The title of that previous snapshot (empty for the first): its words lose
+    /// `previous_view_count`.
+    #[serde(default)]
+    pub previous_title: Option<String>,
 }
 event!(
     VideoStatisticsFetched,

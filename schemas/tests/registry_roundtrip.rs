@@ -180,6 +180,8 @@ async fn every_event_roundtrips_through_the_registry() {
         duration: "PT3M33S".into(),
         duration_seconds: 213,
         fetched_at: t,
+        previous_view_count: Some(1_000),
+        previous_title: Some("Dune trailer".into()),
     })
     .await;
     roundtrip(ChannelStatisticsFetched {

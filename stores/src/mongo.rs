@@ -23,9 +23,13 @@ pub const FOLLOWS: &str = "follows";
 pub const YOUTUBE_KEYS: &str = "youtube_keys";
 pub const YOUTUBE_QUERIES: &str = "youtube_queries";
 /// The videos and channels whose statistics the fetchers snapshot: `{video_id, channel_id,
-/// published_at_ms, snapshot_at_ms}` and `{channel_id, snapshot_at_ms}` (epoch ms; 0: never).
+/// published_at_ms, snapshot_at_ms, last_view_count, last_title}` and `{channel_id, snapshot_at_ms}` (epoch ms; 0: never).
 pub const YOUTUBE_VIDEOS: &str = "youtube_videos";
 pub const YOUTUBE_CHANNELS: &str = "youtube_channels";
+/// The fetchers' outbox of video snapshots (`{_id: video_id, event}`): kept before a snapshot is
+/// sent, deleted once it is recorded in `youtube_videos`, so a run that stops in between sends it
+/// again unchanged. A handful of documents at any time: read whole, no index.
+pub const YOUTUBE_PENDING_SNAPSHOTS: &str = "youtube_pending_snapshots";
 
 /// The version fields every document carries.
 pub const UPDATED_AT: &str = "updated_at";

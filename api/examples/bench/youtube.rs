@@ -48,6 +48,9 @@ pub async fn seed_statistics(
                 duration: "PT4M13S".into(),
                 duration_seconds: 253,
                 fetched_at: Timestamp::from_millis("t", fetched)?,
+                // Each snapshot names the one before it, as the fetcher's do.
+                previous_view_count: Some(base * k as i64),
+                previous_title: Some(if k == 0 { String::new() } else { title(i) }),
             };
             insert.write(&e.row(0, offset as i64)).await?;
             offset += 1;

@@ -1,8 +1,10 @@
-//! Keyword analytics over the fetched videos' title words (ClickHouse `video_timeline` for videos,
-//! `video_views_latest` for their latest view counts): one keyword's videos and views per day with
-//! its most related keywords, and the top keywords by videos or views. A keyword is one title word,
-//! lowercased (letters and digits). Periods count videos *published* in them; views are each
-//! video's largest snapshot (its latest: view counts do not go down). Lists are `{name, value}`, the shape a word map draws.
+//! Keyword analytics over the fetched videos' title words: one keyword's videos and views per day
+//! with its most related keywords, and the top keywords by videos or views. A keyword is one title
+//! word, lowercased (letters and digits). Periods count videos *published* in them, in whole hours
+//! (from the start of the hour the period began in); views are each video's latest snapshot.
+//! Everything is read from the sink's keyword tables (`keyword_videos`, `keyword_views` and their
+//! hour-first twins), which hold per keyword and hour what these reads need: no read goes through
+//! every video of a period. Lists are `{name, value}`, the shape a word map draws.
 
 use actix_web::{web, HttpResponse};
 use schemas::domain::{DomainError, Timestamp};
@@ -26,11 +28,14 @@ fn not_stop_word(column: &str) -> String {
     )
 }
 
-/// The period's start (epoch ms) from `<n>h` / `<n>d` (default `7d`), at most 90 days.
-fn since_ms(period: Option<&str>) -> Result<u64, DomainError> {
-    let seconds = period_seconds(period.unwrap_or("7d"))
+const HOUR_MS: i64 = 3_600_000;
+
+/// The first publish hour (epoch ms / 3,600,000) of a period `<n>h` / `<n>d` of at most 90 days:
+/// the hour it began in.
+pub(super) fn since_hour(period: &str) -> Result<u32, DomainError> {
+    let seconds = period_seconds(period)
         .ok_or_else(|| DomainError::new("period", "must be like 24h or 7d, at most 90 days"))?;
-    Ok((Timestamp::now().millis() - seconds * 1000).max(0) as u64)
+    Ok(((Timestamp::now().millis() - seconds * 1000).max(0) / HOUR_MS) as u32)
 }
 
 /// A word map entry.
@@ -40,20 +45,38 @@ pub struct WordValue {
     pub value: u64,
 }
 
-/// The title words of most videos published since `since_ms` (`limit` of them).
+/// `inner` (a `SELECT <column>, count() AS c FROM <table> FINAL WHERE {hours} ... GROUP BY
+/// <column>`) over the hours from `since` to now in two halves, `UNION ALL`. A `FINAL` read (which
+/// collapses a video fetched again) is one stream per query, and ClickHouse runs the two halves on
+/// two threads; a (keyword, video) row belongs to one hour, so the halves' counts add up exactly.
+fn in_two_halves(inner: &str, since: u32) -> String {
+    let now = (Timestamp::now().millis() / HOUR_MS) as u32;
+    let middle = since + now.saturating_sub(since).div_ceil(2);
+    format!(
+        "{} UNION ALL {}",
+        inner.replace("{hours}", &format!("hour >= {since} AND hour < {middle}")),
+        inner.replace("{hours}", &format!("hour >= {middle}"))
+    )
+}
+
+/// The title words of most videos published from hour `since` (`limit` of them).
 pub(super) async fn top_by_videos(
     ch: &clickhouse::Client,
-    since_ms: u64,
+    since: u32,
     limit: u64,
 ) -> clickhouse::error::Result<Vec<WordValue>> {
+    let halves = in_two_halves(
+        &format!(
+            "SELECT keyword, count() AS c FROM hourly_keyword_videos FINAL \
+             WHERE {{hours}} AND {} GROUP BY keyword",
+            not_stop_word("keyword")
+        ),
+        since,
+    );
     ch.query(&format!(
-        "SELECT keyword AS name, uniqExact(video_id) AS value FROM ( \
-           SELECT video_id, arrayJoin(title_words) AS keyword \
-           FROM video_timeline WHERE published_at_ms >= ?) \
-         WHERE {} GROUP BY keyword ORDER BY value DESC, name LIMIT ?",
-        not_stop_word("keyword")
+        "SELECT keyword AS name, sum(c) AS value FROM ({halves}) \
+         GROUP BY keyword ORDER BY value DESC, name LIMIT ?"
     ))
-    .bind(since_ms)
     .bind(limit)
     .fetch_all()
     .await
@@ -89,7 +112,7 @@ pub async fn top(
     query: web::Query<TopQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let since = since_ms(query.period.as_deref());
+    let since = since_hour(query.period.as_deref().unwrap_or("7d"));
     let by = match query.by.as_deref().unwrap_or("videos") {
         b @ ("videos" | "views") => Ok(b.to_string()),
         _ => Err(DomainError::new("by", "must be videos or views")),
@@ -106,14 +129,12 @@ pub async fn top(
         top_by_videos(ch, since, limit).await?
     } else {
         ch.query(&format!(
-            // A video's title words are its latest fetch's, and its views the largest count of
-            // its snapshots (counts do not go down; max and any read 2-3x faster than argMax of
-            // the array).
-            "SELECT w AS name, sum(views) AS value FROM ( \
-               SELECT video_id, any(title_words) AS words, max(view_count) AS views \
-               FROM video_views_latest WHERE published_at_ms >= ? GROUP BY video_id) \
-             ARRAY JOIN words AS w WHERE {} GROUP BY w ORDER BY value DESC, name LIMIT ?",
-            not_stop_word("w")
+            // Sums of each snapshot's change: a video's latest views under its latest title's
+            // words (a keyword whose videos' titles all changed sums to 0 and is left out).
+            "SELECT keyword AS name, toUInt64(sum(views)) AS value FROM hourly_keyword_views \
+             WHERE hour >= ? AND {} GROUP BY keyword HAVING sum(views) > 0 \
+             ORDER BY value DESC, name LIMIT ?",
+            not_stop_word("keyword")
         ))
         .bind(since)
         .bind(limit)
@@ -175,36 +196,41 @@ pub async fn trend(
         && keyword.chars().all(char::is_alphanumeric))
     .then_some(())
     .ok_or_else(|| DomainError::new("keyword", "must be one word of 1 to 50 letters or digits"));
-    let since = since_ms(query.period.as_deref());
+    let since = since_hour(query.period.as_deref().unwrap_or("7d"));
     all_valid([k.as_ref().err(), since.as_ref().err()])?;
     let since = since?;
     let ch = &state.clickhouse;
     let videos = ch
         .query(
-            "SELECT intDiv(published_at_ms, 86400000) AS day, uniqExact(video_id) FROM video_timeline \
-             WHERE published_at_ms >= ? AND has(title_words, ?) GROUP BY day ORDER BY day",
+            "SELECT toUInt64(intDiv(hour, 24)) AS day, count() FROM keyword_videos FINAL \
+             WHERE keyword = ? AND hour >= ? GROUP BY day ORDER BY day",
         )
-        .bind(since)
         .bind(&keyword)
+        .bind(since)
         .fetch_all::<(u64, u64)>();
     let views = ch
         .query(
-            "SELECT intDiv(published, 86400000) AS day, sum(views) FROM ( \
-               SELECT video_id, any(published_at_ms) AS published, max(view_count) AS views \
-               FROM video_views_latest WHERE published_at_ms >= ? AND has(title_words, ?) GROUP BY video_id) \
-             GROUP BY day",
+            "SELECT toUInt64(intDiv(hour, 24)) AS day, toUInt64(greatest(sum(views), 0)) \
+             FROM keyword_views WHERE keyword = ? AND hour >= ? GROUP BY day",
         )
-        .bind(since)
         .bind(&keyword)
+        .bind(since)
         .fetch_all::<(u64, u64)>();
+    let halves = in_two_halves(
+        &format!(
+            "SELECT w, count() AS c FROM keyword_videos FINAL ARRAY JOIN title_words AS w \
+             WHERE keyword = ? AND {{hours}} AND w != ? AND {} GROUP BY w",
+            not_stop_word("w")
+        ),
+        since,
+    );
     let related = ch
         .query(&format!(
-            "SELECT w AS name, uniqExact(video_id) AS value FROM video_timeline ARRAY JOIN title_words AS w \
-             WHERE published_at_ms >= ? AND has(title_words, ?) AND w != ? AND {} \
-             GROUP BY w ORDER BY value DESC, name LIMIT 10",
-            not_stop_word("w")
+            "SELECT w AS name, sum(c) AS value FROM ({halves}) \
+             GROUP BY w ORDER BY value DESC, name LIMIT 10"
         ))
-        .bind(since)
+        .bind(&keyword)
+        .bind(&keyword)
         .bind(&keyword)
         .bind(&keyword)
         .fetch_all::<WordValue>();

@@ -291,16 +291,14 @@ pub async fn trending_keywords(
     query: web::Query<TrendingQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let period = period_seconds(query.period.as_deref().unwrap_or("24h"))
-        .ok_or_else(|| DomainError::new("period", "must be like 24h or 7d, at most 90 days"));
+    let since = super::keywords::since_hour(query.period.as_deref().unwrap_or("24h"));
     let limit = query.limit.unwrap_or(10);
     let l = (1..=100)
         .contains(&limit)
         .then_some(limit as u64)
         .ok_or_else(|| DomainError::new("limit", "must be 1 to 100"));
-    all_valid([period.as_ref().err(), l.as_ref().err()])?;
-    let since_ms = (Timestamp::now().millis() - period? * 1000).max(0) as u64;
-    let rows: Vec<Keyword> = super::keywords::top_by_videos(&state.clickhouse, since_ms, l?)
+    all_valid([since.as_ref().err(), l.as_ref().err()])?;
+    let rows: Vec<Keyword> = super::keywords::top_by_videos(&state.clickhouse, since?, l?)
         .await?
         .into_iter()
         .map(|w| Keyword {

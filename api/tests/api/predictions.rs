@@ -47,6 +47,8 @@ async fn seed(db: &str) {
                 duration: String::new(),
                 duration_seconds: 0,
                 fetched_at: at(upload + (k as i64 + 1) * DAY_MS),
+                previous_view_count: None,
+                previous_title: None,
             });
         }
     }

@@ -153,6 +153,10 @@ async fn statistics_flow_from_the_data_api_to_every_read() {
             duration: "PT2M35S".into(),
             duration_seconds: 155,
             fetched_at: Timestamp::from_millis("t", yesterday).unwrap(),
+            // Written by hand, as a producer that did not chain snapshots would: the keyword
+            // views leave it out, and count the video from the fetcher's first snapshot.
+            previous_view_count: None,
+            previous_title: None,
         }],
         1,
     )
@@ -404,6 +408,49 @@ async fn statistics_flow_from_the_data_api_to_every_read() {
         [(format!("dune{tag}"), 3), (format!("trailer{tag}"), 2)],
         "{top}"
     );
+
+    // A run that stopped between sending a snapshot of v1 and recording it: the snapshot (200
+    // views more) is in Kafka and in the fetcher's outbox, while v1's state still names the one
+    // before. The next run must send it again (written once: same event id) and chain from it;
+    // chaining from the one before would count its 200 views twice in the keyword views below.
+    let state = SharedState::new(mongo.database(&mongo_db));
+    let v1_state = mongo
+        .database(&mongo_db)
+        .collection::<mongodb::bson::Document>(stores::mongo::YOUTUBE_VIDEOS)
+        .find_one(mongodb::bson::doc! {"video_id": format!("v1-{id}")})
+        .await
+        .unwrap()
+        .unwrap();
+    let number = |key: &str| stores::mongo::number(&v1_state, key).unwrap() as i64;
+    let last_views = number("last_view_count");
+    let last_title = v1_state.get_str("last_title").unwrap().to_string();
+    let stopped = VideoStatisticsFetched {
+        event_id: EventId::new_random(),
+        video_id: format!("v1-{id}"),
+        channel_id: ch_a.clone(),
+        title: last_title.clone(),
+        published_at: Timestamp::from_millis("t", number("published_at_ms")).unwrap(),
+        view_count: last_views + 200,
+        like_count: None,
+        comment_count: None,
+        duration: String::new(),
+        duration_seconds: 0,
+        fetched_at: Timestamp::now(),
+        previous_view_count: Some(last_views),
+        previous_title: Some(last_title),
+    };
+    state
+        .keep_pending(std::slice::from_ref(&stopped))
+        .await
+        .unwrap();
+    EventProducer::new(
+        &ProducerConfig::from_env(&stack.kafka_brokers).unwrap(),
+        codec.clone(),
+    )
+    .unwrap()
+    .send(&stopped, &[])
+    .await
+    .unwrap();
 
     // A re-snapshot: every answer moves with it (v1 grew by 500, channel A by 25 subscribers).
     tokio::time::sleep(Duration::from_millis(1_100)).await;

@@ -321,11 +321,7 @@ impl Fetcher {
             // fetches the page again next time.
             let found: Vec<TrackedVideo> = events
                 .iter()
-                .map(|e| TrackedVideo {
-                    video_id: e.video_id.clone(),
-                    channel_id: e.channel_id.clone(),
-                    published_at_ms: e.published_at.millis(),
-                })
+                .map(|e| TrackedVideo::new(&e.video_id, &e.channel_id, e.published_at))
                 .collect();
             report.statistics += self.snapshot_videos(&found).await?;
             for e in &events {

@@ -5,11 +5,17 @@
 
 use std::future::IntoFuture;
 
+use std::collections::HashMap;
+
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::options::UpdateOptions;
 use mongodb::Database;
-use stores::mongo::{YOUTUBE_CHANNELS, YOUTUBE_KEYS, YOUTUBE_QUERIES, YOUTUBE_VIDEOS};
+use schemas::domain::Timestamp;
+use schemas::events::VideoStatisticsFetched;
+use stores::mongo::{
+    YOUTUBE_CHANNELS, YOUTUBE_KEYS, YOUTUBE_PENDING_SNAPSHOTS, YOUTUBE_QUERIES, YOUTUBE_VIDEOS,
+};
 
 #[derive(Clone)]
 pub struct SharedState {
@@ -31,12 +37,8 @@ impl SharedState {
         &self,
         now_ms: i64,
     ) -> Result<Vec<(String, i64)>, mongodb::error::Error> {
-        let docs: Vec<Document> = self
-            .db
-            .collection::<Document>(YOUTUBE_KEYS)
-            .find(doc! {"exhausted_until": {"$gt": now_ms}})
-            .await?
-            .try_collect()
+        let docs = self
+            .find_all(YOUTUBE_KEYS, doc! {"exhausted_until": {"$gt": now_ms}})
             .await?;
         Ok(docs
             .iter()
@@ -167,28 +169,121 @@ pub struct TrackedVideo {
     pub published_at_ms: i64,
 }
 
+impl TrackedVideo {
+    pub fn new(video_id: &str, channel_id: &str, published_at: Timestamp) -> Self {
+        Self {
+            video_id: video_id.to_string(),
+            channel_id: channel_id.to_string(),
+            published_at_ms: published_at.millis(),
+        }
+    }
+}
+
+/// What a video's last recorded snapshot said: the next one's `previous_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastSnapshot {
+    pub view_count: i64,
+    pub title: String,
+}
+
 impl SharedState {
-    /// Records that `videos` were snapshotted at `at_ms` (adding the ones not tracked yet).
+    /// Records that `videos` were snapshotted at `at_ms` (adding the ones not tracked yet): each
+    /// one's snapshot in `sent` becomes its last and leaves the outbox; a video without one (the
+    /// API did not return it) keeps its last.
     pub async fn snapshotted_videos(
         &self,
         videos: &[TrackedVideo],
         at_ms: i64,
+        sent: &[VideoStatisticsFetched],
     ) -> Result<(), mongodb::error::Error> {
+        let by_id: HashMap<&str, &VideoStatisticsFetched> =
+            sent.iter().map(|e| (e.video_id.as_str(), e)).collect();
         self.upsert_each(
             YOUTUBE_VIDEOS,
             videos.iter().map(|v| {
-                (
-                    doc! {"video_id": &v.video_id},
-                    doc! {"$set": {
-                        "video_id": &v.video_id,
-                        "channel_id": &v.channel_id,
-                        "published_at_ms": v.published_at_ms,
-                        "snapshot_at_ms": at_ms,
-                    }},
-                )
+                let mut set = doc! {
+                    "video_id": &v.video_id,
+                    "channel_id": &v.channel_id,
+                    "published_at_ms": v.published_at_ms,
+                    "snapshot_at_ms": at_ms,
+                };
+                if let Some(e) = by_id.get(v.video_id.as_str()) {
+                    set.insert("last_view_count", e.view_count);
+                    set.insert("last_title", &e.title);
+                }
+                (doc! {"video_id": &v.video_id}, doc! {"$set": set})
             }),
         )
+        .await?;
+        let ids: Vec<&str> = sent.iter().map(|e| e.video_id.as_str()).collect();
+        self.db
+            .collection::<Document>(YOUTUBE_PENDING_SNAPSHOTS)
+            .delete_many(doc! {"_id": {"$in": ids}})
+            .await?;
+        Ok(())
+    }
+
+    /// The last recorded snapshot of each of `ids` that has one.
+    pub async fn last_snapshots(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, LastSnapshot>, mongodb::error::Error> {
+        let docs = self
+            .find_all(
+                YOUTUBE_VIDEOS,
+                doc! {"video_id": {"$in": ids}, "last_view_count": {"$exists": true}},
+            )
+            .await?;
+        Ok(docs
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    d.get_str("video_id").ok()?.to_string(),
+                    LastSnapshot {
+                        view_count: millis(d, "last_view_count")?,
+                        title: d.get_str("last_title").unwrap_or_default().to_string(),
+                    },
+                ))
+            })
+            .collect())
+    }
+
+    /// Puts `events` in the outbox before they are sent: until [`Self::snapshotted_videos`]
+    /// records them, [`Self::pending_snapshots`] returns them to be sent again unchanged. A crash
+    /// between the send and the record then sends them twice with the same event ids (the sink
+    /// writes them once), and no snapshot is ever chained from one the tables do not have.
+    pub async fn keep_pending(
+        &self,
+        events: &[VideoStatisticsFetched],
+    ) -> Result<(), mongodb::error::Error> {
+        let docs = events
+            .iter()
+            .map(|e| Ok((e.video_id.as_str(), mongodb::bson::to_document(e)?)))
+            .collect::<Result<Vec<_>, mongodb::bson::ser::Error>>()?;
+        self.upsert_each(
+            YOUTUBE_PENDING_SNAPSHOTS,
+            docs.into_iter()
+                .map(|(id, event)| (doc! {"_id": id}, doc! {"$set": {"event": event}})),
+        )
         .await
+    }
+
+    /// The snapshots in the outbox (of a run that stopped between the send and the record).
+    pub async fn pending_snapshots(
+        &self,
+    ) -> Result<Vec<VideoStatisticsFetched>, mongodb::error::Error> {
+        let docs = self.find_all(YOUTUBE_PENDING_SNAPSHOTS, doc! {}).await?;
+        Ok(docs
+            .iter()
+            .filter_map(|d| d.get_document("event").ok())
+            .filter_map(|p| match mongodb::bson::from_document(p.clone()) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable pending snapshot left out");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Up to `limit` videos published at or after `published_after_ms` whose last snapshot is at or
@@ -252,6 +347,20 @@ impl SharedState {
             .iter()
             .filter_map(|d| Some(d.get_str("channel_id").ok()?.to_string()))
             .collect())
+    }
+
+    /// Every document of `collection` matching `filter`.
+    async fn find_all(
+        &self,
+        collection: &str,
+        filter: Document,
+    ) -> Result<Vec<Document>, mongodb::error::Error> {
+        self.db
+            .collection::<Document>(collection)
+            .find(filter)
+            .await?
+            .try_collect()
+            .await
     }
 
     /// Up to `limit` documents of `collection` matching `filter`, least recently snapshotted first.

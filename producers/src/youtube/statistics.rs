@@ -7,7 +7,7 @@
 //! snapshotted only after its events are acknowledged, so a crash in between snapshots it again
 //! (one more point in its series), never skips it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::future::try_join_all;
 use schemas::domain::{EventId, Timestamp};
@@ -152,9 +152,11 @@ impl Fetcher {
         &self,
         videos: &[TrackedVideo],
     ) -> Result<usize, FetchError> {
+        self.send_pending().await?;
         let mut produced = 0;
         for chunk in videos.chunks(IDS_PER_CALL) {
             let ids: Vec<&str> = chunk.iter().map(|v| v.video_id.as_str()).collect();
+            let previous = self.state.last_snapshots(&ids).await?;
             let joined = ids.join(",");
             let page: ListResponse<VideoResource> = self
                 .call(
@@ -176,6 +178,7 @@ impl Fetcher {
                     let published_at =
                         Timestamp::parse_rfc3339("publishedAt", &v.snippet.published_at).ok()?;
                     let duration = v.content_details.duration;
+                    let last = previous.get(&v.id);
                     Some(VideoStatisticsFetched {
                         event_id: EventId::new_random(),
                         video_id: v.id,
@@ -188,30 +191,72 @@ impl Fetcher {
                         duration_seconds: parse_duration(&duration).unwrap_or(0),
                         duration,
                         fetched_at,
+                        // A first snapshot replaces nothing: 0 views under no words.
+                        previous_view_count: Some(last.map_or(0, |l| l.view_count)),
+                        previous_title: Some(last.map(|l| l.title.clone()).unwrap_or_default()),
                     })
                 })
                 .collect();
-            try_join_all(events.iter().map(|e| self.producer.send(e, &[]))).await?;
-            metrics::METRICS
-                .snapshots
-                .with_label_values(&["video"])
-                .inc_by(events.len() as u64);
-            produced += events.len();
-            let channels: Vec<&str> = {
-                let mut seen = HashSet::new();
-                events
-                    .iter()
-                    .map(|e| e.channel_id.as_str())
-                    .chain(chunk.iter().map(|v| v.channel_id.as_str()))
-                    .filter(|c| !c.is_empty() && seen.insert(*c))
-                    .collect()
-            };
-            self.state.track_channels(&channels).await?;
-            self.state
-                .snapshotted_videos(chunk, fetched_at.millis())
-                .await?;
+            self.state.keep_pending(&events).await?;
+            produced += self.send_and_record(chunk, fetched_at, &events).await?;
         }
         Ok(produced)
+    }
+
+    /// Sends `events` (snapshots of `videos` taken at `fetched_at`), tracks their channels and
+    /// records them as the videos' last snapshots, leaving the outbox.
+    async fn send_and_record(
+        &self,
+        videos: &[TrackedVideo],
+        fetched_at: Timestamp,
+        events: &[VideoStatisticsFetched],
+    ) -> Result<usize, FetchError> {
+        try_join_all(events.iter().map(|e| self.producer.send(e, &[]))).await?;
+        metrics::METRICS
+            .snapshots
+            .with_label_values(&["video"])
+            .inc_by(events.len() as u64);
+        let channels: Vec<&str> = {
+            let mut seen = HashSet::new();
+            events
+                .iter()
+                .map(|e| e.channel_id.as_str())
+                .chain(videos.iter().map(|v| v.channel_id.as_str()))
+                .filter(|c| !c.is_empty() && seen.insert(*c))
+                .collect()
+        };
+        self.state.track_channels(&channels).await?;
+        self.state
+            .snapshotted_videos(videos, fetched_at.millis(), events)
+            .await?;
+        Ok(events.len())
+    }
+
+    /// Sends again, unchanged, the snapshots a run kept in the outbox and stopped before recording
+    /// (it may or may not have sent them: the sink writes an event id once), and records them, so
+    /// the next snapshot of each video follows the one the tables have.
+    async fn send_pending(&self) -> Result<(), FetchError> {
+        let pending = self.state.pending_snapshots().await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            snapshots = pending.len(),
+            "sending again the snapshots a stopped run did not record"
+        );
+        let mut by_time: HashMap<i64, Vec<VideoStatisticsFetched>> = HashMap::new();
+        for e in pending {
+            by_time.entry(e.fetched_at.millis()).or_default().push(e);
+        }
+        for events in by_time.into_values() {
+            let videos: Vec<TrackedVideo> = events
+                .iter()
+                .map(|e| TrackedVideo::new(&e.video_id, &e.channel_id, e.published_at))
+                .collect();
+            self.send_and_record(&videos, events[0].fetched_at, &events)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Snapshots again every tracked video younger than `YOUTUBE_STATS_MAX_AGE_DAYS` whose last

@@ -266,6 +266,8 @@ fn count(n: i64) -> u64 {
 #[derive(Debug, Clone, Row, Serialize)]
 pub struct VideoStatisticsRow {
     pub video_id: String,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub event_id: Uuid,
     pub channel_id: String,
     pub title: String,
     pub published_at_ms: u64,
@@ -276,6 +278,8 @@ pub struct VideoStatisticsRow {
     pub duration_seconds: u32,
     pub fetched_at: u32,
     pub fetched_at_ms: u64,
+    pub previous_view_count: Option<u64>,
+    pub previous_title: String,
     pub kafka_partition: u32,
     pub kafka_offset: u64,
 }
@@ -283,13 +287,14 @@ pub struct VideoStatisticsRow {
 impl Table for VideoStatisticsFetched {
     type Row = VideoStatisticsRow;
     const TABLE: &'static str = "video_statistics";
-    /// A snapshot written twice has the same (video_id, fetched_at_ms): it collapses, and every
-    /// read takes the maximum or the latest per video and day.
-    const DEDUPLICATED: bool = false;
+    /// The keyword views sum each snapshot's change on insert: a snapshot sent again (the
+    /// fetcher's outbox, a batch read again after a crash) must not be written twice.
+    const DEDUPLICATED: bool = true;
 
     fn row(&self, partition: i32, offset: i64) -> VideoStatisticsRow {
         VideoStatisticsRow {
             video_id: self.video_id.clone(),
+            event_id: self.event_id.as_uuid(),
             channel_id: self.channel_id.clone(),
             title: self.title.clone(),
             published_at_ms: self.published_at.millis().max(0) as u64,
@@ -300,6 +305,8 @@ impl Table for VideoStatisticsFetched {
             duration_seconds: self.duration_seconds.clamp(0, i64::from(u32::MAX)) as u32,
             fetched_at: self.fetched_at.seconds(),
             fetched_at_ms: self.fetched_at.millis() as u64,
+            previous_view_count: self.previous_view_count.map(count),
+            previous_title: self.previous_title.clone().unwrap_or_default(),
             kafka_partition: partition as u32,
             kafka_offset: offset as u64,
         }

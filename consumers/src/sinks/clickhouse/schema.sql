@@ -287,8 +287,9 @@ SELECT video_id, title, description, channel_id, channel_title, published_at, pu
 FROM {db}.videos;
 
 -- The same text by publish time, for reads that go newest first over a time range: the newest
--- list, one pass over the texts when the trigram index does not narrow a search, trending title
--- words (split once here: the regex cost ~2 us per title at read time).
+-- list, one pass over the texts when the trigram index does not narrow a search. `title_words`
+-- is no longer read (the keyword tables below replaced it); it stays until a migration can
+-- recreate this table's view without it.
 CREATE TABLE IF NOT EXISTS {db}.video_timeline
 (
     published_at_ms  UInt64,
@@ -379,25 +380,108 @@ ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(fetched_at)
 ORDER BY (video_id, fetched_at_ms);
 
--- Each video's latest snapshot by publish time, with its title words: what keyword views and the
--- top keywords by views read over a period (reads keep the latest per video with argMax).
-CREATE TABLE IF NOT EXISTS {db}.video_views_latest
-(
-    published_at_ms  UInt64,
-    video_id         String,
-    channel_id       String,
-    fetched_at_ms    UInt64,
-    view_count       UInt64,
-    title_words      Array(String)
-)
-ENGINE = ReplacingMergeTree(fetched_at_ms)
-ORDER BY (published_at_ms, video_id)
-SETTINGS index_granularity = 1024;
+-- Keyword analytics (the API's /keywords reads). A keyword is a lowercased title word (letters
+-- and digits); periods are whole hours of publish time (`hour`: epoch ms / 3,600,000). The
+-- tables come in pairs, keyword first (one keyword's days) and hour first (every keyword of a
+-- period's hours, for the top lists).
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.video_views_latest_mv TO {db}.video_views_latest AS
-SELECT published_at_ms, video_id, channel_id, fetched_at_ms, view_count,
+-- Each fetched video under each word of its title, with the title's words (related keywords are
+-- the words of the same titles). A video fetched again writes the same rows, which collapse on
+-- merges (the last fetch's words stay); reads count with FINAL. A video whose title was edited
+-- counts under the words of every title it was fetched with.
+CREATE TABLE IF NOT EXISTS {db}.keyword_videos
+(
+    keyword     String,
+    hour        UInt32,
+    video_key   UInt64,
+    title_words Array(String)
+)
+ENGINE = ReplacingMergeTree()
+ORDER BY (keyword, hour, video_key);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.keyword_videos_mv TO {db}.keyword_videos AS
+SELECT keyword, toUInt32(intDiv(published_at_ms, 3600000)) AS hour, cityHash64(video_id) AS video_key,
        arrayDistinct(extractAll(lowerUTF8(title), '[\\p{L}\\p{N}]+')) AS title_words
+FROM {db}.videos
+ARRAY JOIN arrayDistinct(extractAll(lowerUTF8(title), '[\\p{L}\\p{N}]+')) AS keyword;
+
+CREATE TABLE IF NOT EXISTS {db}.hourly_keyword_videos
+(
+    hour      UInt32,
+    keyword   String,
+    video_key UInt64
+)
+ENGINE = ReplacingMergeTree()
+ORDER BY (hour, keyword, video_key);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.hourly_keyword_videos_mv TO {db}.hourly_keyword_videos AS
+SELECT toUInt32(intDiv(published_at_ms, 3600000)) AS hour, keyword, cityHash64(video_id) AS video_key
+FROM {db}.videos
+ARRAY JOIN arrayDistinct(extractAll(lowerUTF8(title), '[\\p{L}\\p{N}]+')) AS keyword;
+
+-- Snapshots carry their event id and the view count and title of the snapshot before them (NULL in
+-- snapshots written before they did; 0 and '' for a video's first). ugc-init adds the columns to a
+-- table created by an earlier release.
+ALTER TABLE {db}.video_statistics ADD COLUMN previous_view_count Nullable(UInt64) AFTER fetched_at_ms;
+ALTER TABLE {db}.video_statistics ADD COLUMN previous_title String DEFAULT '' AFTER previous_view_count;
+
+-- The summing tables below count a snapshot once: the sink looks snapshots up in `event_ids` (by
+-- the time they were taken) and leaves out the ones written before.
+ALTER TABLE {db}.video_statistics ADD COLUMN event_id UUID AFTER video_id;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.video_statistics_ids_mv TO {db}.event_ids AS
+SELECT 'video_statistics' AS stream, fetched_at AS occurred_at, fetched_at_ms AS occurred_at_ms, event_id
 FROM {db}.video_statistics;
+
+-- Views per keyword and publish hour: the sum of the latest view counts of the videos published
+-- in that hour with the keyword in their latest title, kept by summing on insert. Each snapshot
+-- adds its view count under its title's words and takes its previous snapshot's away from that
+-- title's words, so the sums come to each video's latest snapshot without a read of any video's
+-- history. Exact while every snapshot is written once and names the one before it: the fetcher
+-- keeps a snapshot in its outbox and sends it again, same event id, until it has recorded it, and
+-- the sink writes an event id once (`event_ids`). Snapshots naming none (NULL: written before the
+-- chain) are left out; a video counts again from its next snapshot.
+CREATE TABLE IF NOT EXISTS {db}.keyword_views
+(
+    keyword String,
+    hour    UInt32,
+    views   Int64
+)
+ENGINE = SummingMergeTree()
+ORDER BY (keyword, hour);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.keyword_views_mv TO {db}.keyword_views AS
+SELECT keyword, toUInt32(intDiv(published_at_ms, 3600000)) AS hour,
+       sum(if(added = 1, toInt64(view_count), -toInt64(assumeNotNull(previous_view_count)))) AS views
+FROM {db}.video_statistics
+ARRAY JOIN arrayConcat(arrayDistinct(extractAll(lowerUTF8(title), '[\\p{L}\\p{N}]+')), arrayDistinct(extractAll(lowerUTF8(previous_title), '[\\p{L}\\p{N}]+'))) AS keyword,
+           arrayConcat(arrayMap(w -> 1, arrayDistinct(extractAll(lowerUTF8(title), '[\\p{L}\\p{N}]+'))), arrayMap(w -> 0, arrayDistinct(extractAll(lowerUTF8(previous_title), '[\\p{L}\\p{N}]+')))) AS added
+WHERE previous_view_count IS NOT NULL
+GROUP BY keyword, hour;
+
+CREATE TABLE IF NOT EXISTS {db}.hourly_keyword_views
+(
+    hour    UInt32,
+    keyword String,
+    views   Int64
+)
+ENGINE = SummingMergeTree()
+ORDER BY (hour, keyword);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.hourly_keyword_views_mv TO {db}.hourly_keyword_views AS
+SELECT toUInt32(intDiv(published_at_ms, 3600000)) AS hour, keyword,
+       sum(if(added = 1, toInt64(view_count), -toInt64(assumeNotNull(previous_view_count)))) AS views
+FROM {db}.video_statistics
+ARRAY JOIN arrayConcat(arrayDistinct(extractAll(lowerUTF8(title), '[\\p{L}\\p{N}]+')), arrayDistinct(extractAll(lowerUTF8(previous_title), '[\\p{L}\\p{N}]+'))) AS keyword,
+           arrayConcat(arrayMap(w -> 1, arrayDistinct(extractAll(lowerUTF8(title), '[\\p{L}\\p{N}]+'))), arrayMap(w -> 0, arrayDistinct(extractAll(lowerUTF8(previous_title), '[\\p{L}\\p{N}]+')))) AS added
+WHERE previous_view_count IS NOT NULL
+GROUP BY hour, keyword;
+
+-- What the tables above replace (the latest snapshot of every video, read per video), and its
+-- shard-local part on a cluster.
+DROP TABLE IF EXISTS {db}.video_views_latest_mv;
+DROP TABLE IF EXISTS {db}.video_views_latest;
+DROP TABLE IF EXISTS {db}.video_views_latest_local;
 
 -- Snapshots of channels (the fetcher's channels.list calls): details and statistics, one row per
 -- channel per snapshot; growth per day is the difference of the days' latest figures.
