@@ -3,9 +3,8 @@
 //! query has been fetched, and when each video's and channel's statistics were last snapshotted.
 //! Every fetcher instance reads it before each call, so a key exhausted by one is skipped by all.
 
-use std::future::IntoFuture;
-
 use std::collections::HashMap;
+use std::future::IntoFuture;
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
@@ -22,8 +21,8 @@ pub struct SharedState {
     db: Database,
 }
 
-/// An epoch-ms field.
-fn millis(d: &Document, key: &str) -> Option<i64> {
+/// An integer field (epoch ms, a count), however the server typed it.
+fn integer(d: &Document, key: &str) -> Option<i64> {
     stores::mongo::number(d, key).map(|n| n as i64)
 }
 
@@ -45,7 +44,7 @@ impl SharedState {
             .filter_map(|d| {
                 Some((
                     d.get_str("name").ok()?.to_string(),
-                    millis(d, "exhausted_until")?,
+                    integer(d, "exhausted_until")?,
                 ))
             })
             .collect())
@@ -74,7 +73,7 @@ impl SharedState {
             .collection::<Document>(YOUTUBE_QUERIES)
             .find_one(doc! {"query": query})
             .await?
-            .and_then(|d| millis(&d, "last_published_at")))
+            .and_then(|d| integer(&d, "last_published_at")))
     }
 
     /// Moves the query's cursor forward (never back).
@@ -113,9 +112,9 @@ impl SharedState {
         };
         Ok((|| {
             Some(Walk {
-                after_ms: millis(w, "after_ms")?,
-                before_ms: millis(w, "before_ms")?,
-                newest_ms: millis(w, "newest_ms")?,
+                after_ms: integer(w, "after_ms")?,
+                before_ms: integer(w, "before_ms")?,
+                newest_ms: integer(w, "newest_ms")?,
                 boundary_ids: w
                     .get_array("boundary_ids")
                     .ok()?
@@ -240,7 +239,7 @@ impl SharedState {
                 Some((
                     d.get_str("video_id").ok()?.to_string(),
                     LastSnapshot {
-                        view_count: millis(d, "last_view_count")?,
+                        view_count: integer(d, "last_view_count")?,
                         title: d.get_str("last_title").unwrap_or_default().to_string(),
                     },
                 ))
@@ -310,7 +309,7 @@ impl SharedState {
                 Some(TrackedVideo {
                     video_id: d.get_str("video_id").ok()?.to_string(),
                     channel_id: d.get_str("channel_id").unwrap_or_default().to_string(),
-                    published_at_ms: millis(d, "published_at_ms")?,
+                    published_at_ms: integer(d, "published_at_ms")?,
                 })
             })
             .collect())

@@ -4,8 +4,9 @@
 //! `channels.list` (part=snippet,statistics, up to 50 ids, 1 unit) for every channel seen, at once
 //! and then at the same interval. Each snapshot is a VideoStatisticsFetched or a
 //! ChannelStatisticsFetched event; the shared state records when each video and channel was last
-//! snapshotted only after its events are acknowledged, so a crash in between snapshots it again
-//! (one more point in its series), never skips it.
+//! snapshotted only after its events are acknowledged, so a crash in between never skips one. A
+//! video snapshot names the one before it (the chain the keyword views sum) and waits in the
+//! outbox until recorded: after a crash the same snapshot is sent again before any new one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
