@@ -23,7 +23,8 @@ pub const FOLLOWS: &str = "follows";
 pub const YOUTUBE_KEYS: &str = "youtube_keys";
 pub const YOUTUBE_QUERIES: &str = "youtube_queries";
 /// The videos and channels whose statistics the fetchers snapshot: `{video_id, channel_id,
-/// published_at_ms, snapshot_at_ms, last_view_count, last_title}` and `{channel_id, snapshot_at_ms}` (epoch ms; 0: never).
+/// published_at_ms, snapshot_at_ms, last_view_count, last_title}` and `{channel_id,
+/// snapshot_at_ms}` (epoch ms; 0: never).
 pub const YOUTUBE_VIDEOS: &str = "youtube_videos";
 pub const YOUTUBE_CHANNELS: &str = "youtube_channels";
 /// The fetchers' outbox of video snapshots (`{_id: video_id, event}`): kept before a snapshot is

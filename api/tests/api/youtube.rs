@@ -414,30 +414,22 @@ async fn statistics_flow_from_the_data_api_to_every_read() {
     // before. The next run must send it again (written once: same event id) and chain from it;
     // chaining from the one before would count its 200 views twice in the keyword views below.
     let state = SharedState::new(mongo.database(&mongo_db));
-    let v1_state = mongo
-        .database(&mongo_db)
-        .collection::<mongodb::bson::Document>(stores::mongo::YOUTUBE_VIDEOS)
-        .find_one(mongodb::bson::doc! {"video_id": format!("v1-{id}")})
-        .await
-        .unwrap()
-        .unwrap();
-    let number = |key: &str| stores::mongo::number(&v1_state, key).unwrap() as i64;
-    let last_views = number("last_view_count");
-    let last_title = v1_state.get_str("last_title").unwrap().to_string();
+    let last =
+        state.last_snapshots(&[&format!("v1-{id}")]).await.unwrap()[&format!("v1-{id}")].clone();
     let stopped = VideoStatisticsFetched {
         event_id: EventId::new_random(),
         video_id: format!("v1-{id}"),
         channel_id: ch_a.clone(),
-        title: last_title.clone(),
-        published_at: Timestamp::from_millis("t", number("published_at_ms")).unwrap(),
-        view_count: last_views + 200,
+        title: last.title.clone(),
+        published_at: Timestamp::parse_rfc3339("t", v1["publishedAt"].as_str().unwrap()).unwrap(),
+        view_count: last.view_count + 200,
         like_count: None,
         comment_count: None,
         duration: String::new(),
         duration_seconds: 0,
         fetched_at: Timestamp::now(),
-        previous_view_count: Some(last_views),
-        previous_title: Some(last_title),
+        previous_view_count: Some(last.view_count),
+        previous_title: Some(last.title),
     };
     state
         .keep_pending(std::slice::from_ref(&stopped))
@@ -456,6 +448,9 @@ async fn statistics_flow_from_the_data_api_to_every_read() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let again = fetcher.refresh_statistics().await.unwrap();
     assert_eq!((again.videos, again.channels), (3, 2));
+    // Sent again and recorded: the outbox is empty (else the next run would record the stopped
+    // snapshot as v1's last over the newer one).
+    assert_eq!(state.pending_snapshots().await.unwrap(), []);
     let v1 = eventually(format!("/api/v1/videos/v1-{id}"), |b| {
         b["statistics"]["viewCount"] == 1_500
     })

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 pub use call::Method;
 pub use quota::next_reset_ms;
-pub use state::{SharedState, TrackedVideo, Walk};
+pub use state::{LastSnapshot, SharedState, TrackedVideo, Walk};
 pub use statistics::{parse_duration, StatisticsReport};
 
 use crate::{EventProducer, ProduceError};
